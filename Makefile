@@ -1,0 +1,59 @@
+# One command per chore; CI (.ci/run) calls `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.stamp-run
+STAMP_DEV := $(VENV)/.stamp-dev
+PIP_FLAGS := --disable-pip-version-check --quiet
+
+.PHONY: serve test lint format typecheck bench system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+## Create .venv, install, migrate and serve on http://127.0.0.1:8000 (SQLite + ./data).
+serve: $(STAMP_RUN)
+	$(BIN)/conveyor migrate
+	$(BIN)/conveyor serve
+
+## Lint, then the whole suite (PostgreSQL tests skip unless PostgreSQL answers).
+test: $(STAMP_DEV) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP_DEV)
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+typecheck: $(STAMP_DEV)
+	$(BIN)/mypy src
+
+## Benchmarks (not tests): numbers go to bench/RESULTS.md.
+bench: $(STAMP_DEV)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Debian packages the local engines call (speech, OCR, translation). Needs root.
+SYSTEM_PACKAGES := espeak-ng tesseract-ocr tesseract-ocr-eng tesseract-ocr-rus tesseract-ocr-deu \
+	apertium apertium-eng-spa ffmpeg
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "system packages present"; fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,109 @@
+"""All settings in one place: environment variables with the ``CONVEYOR_`` prefix.
+
+An optional env file (``CONVEYOR_ENV_FILE``, default ``.env``) is read too. Defaults are
+the single-machine setup: SQLite in ``./data`` and files in ``./data/assets``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONVEYOR_",
+        env_file=os.environ.get("CONVEYOR_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    env: Literal["dev", "prod", "test"] = "dev"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    database_pool_size: int = Field(10, ge=1, le=200)
+
+    # Storage
+    storage: Literal["local", "s3", "memory"] = "local"
+    storage_path: Path | None = None
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    max_json_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_items_per_job: int = Field(10_000, ge=1)
+    max_wait_seconds: float = Field(300.0, ge=0, le=300)
+
+    # Queue and workers
+    worker_concurrency: int = Field(2000, ge=1)
+    claim_batch_size: int = Field(50, ge=1, le=1000)
+    queue_poll_interval: float = Field(1.0, gt=0)
+    heartbeat_interval: float = Field(5.0, gt=0)
+    heartbeat_timeout: float = Field(30.0, gt=0)
+    sweep_interval: float = Field(15.0, gt=0)
+    shutdown_grace: float = Field(20.0, ge=0)
+    task_max_attempts: int = Field(5, ge=1)
+    retry_base_delay: float = Field(2.0, gt=0)
+    retry_max_delay: float = Field(300.0, gt=0)
+    process_pool_size: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=0)
+    item_timeout: float = Field(3600.0, gt=0)
+
+    # Providers and outbound HTTP
+    simulate: bool = False
+    simulator_url: str = "http://127.0.0.1:8100"
+    allow_private_urls: bool = False
+    http_pool_size: int = Field(300, ge=1)
+    fetch_max_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+
+    # Security
+    webhook_secret: str = ""
+    insecure: bool = False
+
+    retention_days: int = Field(30, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> Settings:
+        if self.env == "prod" and not self.webhook_secret:
+            raise ConfigurationError(
+                "CONVEYOR_WEBHOOK_SECRET must be set when CONVEYOR_ENV=prod "
+                "(webhook signatures would otherwise be forgeable)"
+            )
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ConfigurationError("CONVEYOR_S3_BUCKET is required when CONVEYOR_STORAGE=s3")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'conveyor.db').as_posix()}"
+
+    @property
+    def resolved_storage_path(self) -> Path:
+        return self.storage_path or (self.data_dir / "assets")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process; tests build their own ``Settings`` instead."""
+    return Settings()
