@@ -1,0 +1,148 @@
+"""One ``Database`` object for SQLite and PostgreSQL, written to for short transactions only.
+
+SQLite allows one writer at a time. Within a process every write goes through one writer
+connection guarded by an ``asyncio.Lock`` and starts with ``BEGIN IMMEDIATE``, so a
+transaction never has to upgrade its lock half-way (a deferred transaction that upgrades
+gets ``SQLITE_BUSY`` at once, ignoring ``busy_timeout``). Between processes ``busy_timeout``
+queues writers. Reads use a separate pool: WAL lets them run beside the writer.
+
+PostgreSQL needs none of that: ``write()`` and ``read()`` are plain pooled transactions.
+
+Code that writes registers ``after_commit`` callbacks on the connection (publishing events,
+waking workers); they run only if the transaction commits, so nothing escapes a rollback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+Dialect = Literal["sqlite", "postgresql"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_AFTER_COMMIT = "conveyor_after_commit"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # isolation_level=None: the driver issues no implicit BEGIN; we issue our own below.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """Engines plus the transaction discipline described in the module docstring."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = make_url(url)
+        backend = self.url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+        self.dialect: Dialect = "sqlite" if backend == "sqlite" else "postgresql"
+        self._write_lock = asyncio.Lock()
+        if self.dialect == "sqlite":
+            self._prepare_sqlite_path()
+            self.engine = self._sqlite_engine(begin="BEGIN", echo=echo, pool_size=pool_size)
+            self._writer = self._sqlite_engine(begin="BEGIN IMMEDIATE", echo=echo, pool_size=1)
+        else:
+            self.engine = create_async_engine(
+                self.url,
+                echo=echo,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+            )
+            self._writer = self.engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def _prepare_sqlite_path(self) -> None:
+        database = self.url.database
+        if not database or database == ":memory:":
+            raise ValueError("SQLite needs a file path: in-memory databases can't be shared")
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    def _sqlite_engine(self, *, begin: str, echo: bool, pool_size: int) -> AsyncEngine:
+        engine = create_async_engine(
+            self.url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=0,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, record: Any) -> None:
+            _sqlite_pragmas(dbapi_connection, record)
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql(begin)
+
+        return engine
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A short write transaction; commits on success, then runs after-commit hooks."""
+        if self.is_sqlite:
+            await self._write_lock.acquire()
+        try:
+            async with self._writer.connect() as conn:
+                # conn.info outlives the checkout: never let a stale hook list leak in.
+                conn.info.pop(_AFTER_COMMIT, None)
+                try:
+                    async with conn.begin():
+                        yield conn
+                finally:
+                    # Popped on failure too; hooks run only when no exception escaped.
+                    hooks: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+        finally:
+            if self.is_sqlite:
+                self._write_lock.release()
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("after-commit hook failed")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only snapshot (a transaction that is rolled back at the end)."""
+        async with self.engine.connect() as conn, conn.begin() as tx:
+            try:
+                yield conn
+            finally:
+                await tx.rollback()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self._writer is not self.engine:
+            await self._writer.dispose()
+
+
+def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the transaction ``conn`` is in commits; dropped on rollback."""
+    hooks: list[Callable[[], None]] = conn.info.setdefault(_AFTER_COMMIT, [])
+    hooks.append(callback)
+
+
+def standalone_engine(url: str) -> AsyncEngine:
+    """An engine without pooling, for one-off admin work such as migrations."""
+    return create_async_engine(url, poolclass=NullPool)

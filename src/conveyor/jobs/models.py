@@ -1,0 +1,139 @@
+"""Jobs, their items and the step runs of each item.
+
+A job's progress counters (``completed``, ``failed``, ``cancelled``) change only together
+with an item's status transition, in the same transaction, by ``UPDATE ... SET n = n + 1``
+guarded on the item's previous status: concurrent finishes never lose an update and an item
+is never counted twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
+
+from conveyor.core.models import JSONType, UTCDateTime, metadata
+
+JOB_PENDING = "pending"
+JOB_PROCESSING = "processing"
+JOB_TRANSLATING = "translating"
+JOB_COMPLETED = "completed"
+JOB_FAILED = "failed"
+JOB_CANCELLED = "cancelled"
+JOB_ACTIVE = (JOB_PENDING, JOB_PROCESSING, JOB_TRANSLATING)
+JOB_FINISHED = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED)
+
+ITEM_PENDING = "pending"
+ITEM_RUNNING = "running"
+ITEM_COMPLETED = "completed"
+ITEM_FAILED = "failed"
+ITEM_CANCELLED = "cancelled"
+ITEM_OPEN = (ITEM_PENDING, ITEM_RUNNING)
+
+STEP_RUNNING = "running"
+STEP_SUCCEEDED = "succeeded"
+STEP_FAILED = "failed"
+STEP_CANCELLED = "cancelled"
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client_id", String(36), ForeignKey("clients.id", ondelete="CASCADE"), nullable=False),
+    Column("recipe", String(64), nullable=False),
+    Column("model", String(128), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("stage", String(32), nullable=True),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("options", JSONType, nullable=False),
+    Column("languages", JSONType, nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("webhook_url", Text, nullable=True),
+    Column("total", Integer, nullable=False),
+    Column("completed", Integer, nullable=False, server_default="0"),
+    Column("failed", Integer, nullable=False, server_default="0"),
+    Column("cancelled", Integer, nullable=False, server_default="0"),
+    Column("cost", Float, nullable=False, server_default="0"),
+    Column("error_message", Text, nullable=True),
+    # Which API created it ("v1", "descriptions", ...): compatibility APIs list their own.
+    Column("source", String(32), nullable=False, server_default="v1"),
+    Column("simulated", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("client_id", "idempotency_key", name="uq_jobs_client_idempotency"),
+    Index("ix_jobs_client_created", "client_id", "created_at", "id"),
+    Index("ix_jobs_status", "status"),
+    Index("ix_jobs_finished", "finished_at"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    # The client's own name for the item: a lot_id, a word, a file name.
+    Column("key", String(200), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("stage", String(32), nullable=True),
+    Column("input", JSONType, nullable=False),
+    Column("output", JSONType, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("model_used", String(128), nullable=True),
+    Column("cost", Float, nullable=False, server_default="0"),
+    Column("runs", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_items_job_seq", "job_id", "seq"),
+    Index("ix_items_job_status", "job_id", "status"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("item_id", String(36), ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("model_id", String(128), nullable=False),
+    Column("chain_index", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("external_task_id", String(200), nullable=True),
+    Column("provider_state", JSONType, nullable=True),
+    Column("output", JSONType, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cost", Float, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_step_runs_item", "item_id", "step"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_webhook_attempts_job", "job_id"),
+)
