@@ -1,0 +1,3 @@
+"""Conveyor: a self-hosted generation gateway."""
+
+__version__ = "0.1.0"

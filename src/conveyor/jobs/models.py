@@ -111,6 +111,11 @@ step_runs = Table(
     Column("step", String(64), nullable=False),
     Column("model_id", String(128), nullable=False),
     Column("chain_index", Integer, nullable=False),
+    # Which run of the item this belongs to (``items.runs``): a retried item starts a new
+    # run, so models that failed before are tried again, while finished steps are reused.
+    Column("item_run", Integer, nullable=False),
+    # For failed rows: whether the failure was transient (worth another try later).
+    Column("retryable", Boolean, nullable=False, server_default=false()),
     Column("attempt", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("external_task_id", String(200), nullable=True),

@@ -1,0 +1,70 @@
+"""``/v1/assets``: upload a file, read its metadata, stream its bytes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Path, Request, UploadFile
+from fastapi.responses import StreamingResponse
+
+from conveyor.assets.schemas import AssetOut
+from conveyor.assets.service import AssetService
+from conveyor.clients.dependencies import CurrentClient
+
+router = APIRouter(prefix="/v1/assets", tags=["assets"])
+
+AssetId = Annotated[str, Path(min_length=1, max_length=64)]
+_READ_CHUNK = 1 << 20
+
+
+def asset_service(request: Request) -> AssetService:
+    service: AssetService = request.app.state.runtime.assets
+    return service
+
+
+async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(_READ_CHUNK):
+        yield chunk
+
+
+@router.post("", status_code=201, response_model=AssetOut, summary="Upload a file")
+async def upload_asset(
+    request: Request,
+    client: CurrentClient,
+    file: Annotated[UploadFile, File(description="The file; its type is sniffed from the bytes")],
+) -> AssetOut:
+    asset = await asset_service(request).ingest(
+        client.id, _upload_chunks(file), filename=file.filename
+    )
+    return AssetOut.from_asset(asset)
+
+
+@router.get("/{asset_id}", response_model=AssetOut, summary="Asset metadata")
+async def get_asset(request: Request, client: CurrentClient, asset_id: AssetId) -> AssetOut:
+    return AssetOut.from_asset(await asset_service(request).get(asset_id, client_id=client.id))
+
+
+@router.get(
+    "/{asset_id}/content",
+    response_class=StreamingResponse,
+    summary="Asset bytes",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def get_asset_content(
+    request: Request, client: CurrentClient, asset_id: AssetId
+) -> StreamingResponse:
+    service = asset_service(request)
+    asset = await service.get(asset_id, client_id=client.id)
+    stream = await service.storage.open(asset.storage_key)
+
+    async def body() -> AsyncIterator[bytes]:
+        async with stream:
+            async for chunk in stream:
+                yield chunk
+
+    headers = {"Content-Length": str(asset.size), "Cache-Control": "private, max-age=3600"}
+    if asset.filename:
+        headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(asset.filename)}"
+    return StreamingResponse(body(), media_type=asset.mime_type, headers=headers)

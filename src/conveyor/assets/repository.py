@@ -1,0 +1,65 @@
+"""SQL for asset rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from conveyor.assets.models import assets
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    id: str
+    client_id: str
+    sha256: str
+    mime_type: str
+    size: int
+    storage_key: str
+    source_type: str
+    parent_asset_id: str | None
+    job_id: str | None
+    item_id: str | None
+    filename: str | None
+    meta: dict[str, Any] | None
+    created_at: datetime
+
+
+def _asset(row: Any) -> Asset:
+    return Asset(**{name: getattr(row, name) for name in Asset.__slots__})
+
+
+async def insert_asset(conn: AsyncConnection, asset: Asset) -> None:
+    await conn.execute(insert(assets).values({n: getattr(asset, n) for n in Asset.__slots__}))
+
+
+async def get_asset(conn: AsyncConnection, asset_id: str) -> Asset | None:
+    row = (await conn.execute(select(assets).where(assets.c.id == asset_id))).first()
+    return _asset(row) if row is not None else None
+
+
+async def get_assets(conn: AsyncConnection, asset_ids: list[str]) -> dict[str, Asset]:
+    if not asset_ids:
+        return {}
+    rows = await conn.execute(select(assets).where(assets.c.id.in_(asset_ids)))
+    return {row.id: _asset(row) for row in rows}
+
+
+async def storage_key_in_use(conn: AsyncConnection, storage_key: str) -> bool:
+    row = await conn.scalar(select(assets.c.id).where(assets.c.storage_key == storage_key).limit(1))
+    return row is not None
+
+
+async def delete_assets_of_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[str]:
+    """Delete the rows; returns their storage keys (the caller decides which bytes to drop)."""
+    if not job_ids:
+        return []
+    keys = list(
+        await conn.scalars(select(assets.c.storage_key).where(assets.c.job_id.in_(job_ids)))
+    )
+    await conn.execute(delete(assets).where(assets.c.job_id.in_(job_ids)))
+    return keys

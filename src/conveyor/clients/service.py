@@ -1,0 +1,177 @@
+"""Clients and API keys.
+
+A key is ``cvk_`` + 32 random bytes in URL-safe base64; only its SHA-256 is stored (a key
+has 256 bits of entropy, so a fast hash is enough; a slow KDF would only slow every request).
+Lookups go by hash; the final comparison is constant-time anyway. A deployment with no
+active key runs open, as the built-in ``local`` client, which ``conveyor serve`` allows only
+on a loopback address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from conveyor.clients.models import api_keys, clients
+from conveyor.core.clock import Clock
+from conveyor.core.db import Database
+from conveyor.core.ids import new_id
+from conveyor.errors import Conflict, NotFound
+
+KEY_PREFIX = "cvk_"
+LOCAL_CLIENT_ID = "00000000-0000-0000-0000-000000000000"
+LOCAL_CLIENT_NAME = "local"
+# How long the "does any key exist" answer is trusted before asking the database again.
+_OPEN_MODE_TTL = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    id: str
+    client: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+LOCAL_CLIENT = Client(LOCAL_CLIENT_ID, LOCAL_CLIENT_NAME)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ClientService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._open_checked_at = -_OPEN_MODE_TTL
+        self._open = True
+
+    async def ensure_client(self, conn: AsyncConnection, name: str) -> Client:
+        row = (await conn.execute(select(clients).where(clients.c.name == name))).first()
+        if row is not None:
+            return Client(row.id, row.name)
+        client_id = LOCAL_CLIENT_ID if name == LOCAL_CLIENT_NAME else new_id()
+        await conn.execute(
+            insert(clients).values(id=client_id, name=name, created_at=self.clock.now())
+        )
+        return Client(client_id, name)
+
+    async def ensure_local_client(self) -> None:
+        async with self.db.write() as conn:
+            await self.ensure_client(conn, LOCAL_CLIENT_NAME)
+
+    async def create_key(
+        self, client_name: str, *, key_name: str = "default"
+    ) -> tuple[str, ApiKeyInfo]:
+        """Create a key for ``client_name`` (creating the client too); returns the key once."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            client = await self.ensure_client(conn, client_name)
+            key_id = new_id()
+            await conn.execute(
+                insert(api_keys).values(
+                    id=key_id,
+                    client_id=client.id,
+                    name=key_name,
+                    prefix=key[:12],
+                    key_hash=hash_key(key),
+                    created_at=now,
+                )
+            )
+        self._open_checked_at = -_OPEN_MODE_TTL
+        return key, ApiKeyInfo(key_id, client.name, key_name, key[:12], now, None, None)
+
+    async def list_keys(self) -> list[ApiKeyInfo]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(api_keys, clients.c.name.label("client_name"))
+                .join(clients, clients.c.id == api_keys.c.client_id)
+                .order_by(api_keys.c.created_at)
+            )
+            return [
+                ApiKeyInfo(
+                    r.id,
+                    r.client_name,
+                    r.name,
+                    r.prefix,
+                    r.created_at,
+                    r.last_used_at,
+                    r.revoked_at,
+                )
+                for r in rows
+            ]
+
+    async def revoke_key(self, key_id_or_prefix: str) -> ApiKeyInfo:
+        keys = [
+            k
+            for k in await self.list_keys()
+            if k.revoked_at is None and (k.id == key_id_or_prefix or k.prefix == key_id_or_prefix)
+        ]
+        if not keys:
+            raise NotFound(f"no active key with id or prefix {key_id_or_prefix!r}")
+        if len(keys) > 1:
+            raise Conflict(f"{key_id_or_prefix!r} matches {len(keys)} keys; use the key id")
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == keys[0].id)
+                .values(revoked_at=self.clock.now())
+            )
+        self._open_checked_at = -_OPEN_MODE_TTL
+        return keys[0]
+
+    async def authenticate(self, key: str) -> Client | None:
+        """The client owning an active key, or None."""
+        digest = hash_key(key)
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        api_keys.c.id,
+                        api_keys.c.key_hash,
+                        clients.c.id.label("cid"),
+                        clients.c.name,
+                    )
+                    .join(clients, clients.c.id == api_keys.c.client_id)
+                    .where(
+                        api_keys.c.key_hash == digest,
+                        api_keys.c.revoked_at.is_(None),
+                        clients.c.disabled_at.is_(None),
+                    )
+                )
+            ).first()
+        if row is None or not hmac.compare_digest(row.key_hash, digest):
+            return None
+        return Client(row.cid, row.name)
+
+    async def is_open(self) -> bool:
+        """True while no active key exists: every request then acts as the local client."""
+        now = time.monotonic()
+        if now - self._open_checked_at >= _OPEN_MODE_TTL:
+            async with self.db.read() as conn:
+                active = await conn.scalar(
+                    select(func.count())
+                    .select_from(api_keys)
+                    .where(api_keys.c.revoked_at.is_(None))
+                )
+            self._open = not active
+            self._open_checked_at = now
+        return self._open

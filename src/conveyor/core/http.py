@@ -1,0 +1,188 @@
+"""HTTP plumbing shared by every router: the error body, body-size limits, and the
+dependency that finds the running services."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conveyor.errors import ConveyorError
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "message": message, "code": status, **extra}
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message, **extra), status_code=status)
+
+
+# Routers whose API predates ours (the seed compatibility APIs) render errors their way.
+ErrorRenderer = Callable[[Request, ConveyorError], JSONResponse | None]
+
+
+def install_error_handlers(app: FastAPI, renderers: list[ErrorRenderer] | None = None) -> None:
+    """One place turns every error into the same JSON body."""
+    custom = renderers or []
+
+    async def conveyor_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ConveyorError)
+        for render in custom:
+            response = render(request, exc)
+            if response is not None:
+                return response
+        if exc.status_code >= 500:
+            log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.message)
+        extra = {"details": exc.details} if exc.details else {}
+        return error_response(exc.status_code, exc.code, exc.message, **extra)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = []
+        for err in exc.errors()[:20]:
+            location = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append({"loc": location, "msg": str(err.get("msg"))})
+        first = problems[0] if problems else {"loc": "", "msg": "invalid request"}
+        message = f"{first['loc']}: {first['msg']}" if first["loc"] else first["msg"]
+        converted = ConveyorError(message, status_code=422, code="VALIDATION_ERROR")
+        converted.details = {"errors": problems}
+        for render in custom:
+            response = render(request, converted)
+            if response is not None:
+                return response
+        return error_response(422, "VALIDATION_ERROR", message, details={"errors": problems})
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
+        converted = ConveyorError(message, status_code=exc.status_code, code=code)
+        for render in custom:
+            response = render(request, converted)
+            if response is not None:
+                return response
+        return JSONResponse(
+            error_body(exc.status_code, code, message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "INTERNAL_ERROR", "internal error; see the server log")
+
+    app.add_exception_handler(ConveyorError, conveyor_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """Refuse request bodies over a limit before they are read into memory or onto disk.
+
+    Multipart uploads get ``upload_limit``; everything else ``body_limit``. A declared
+    ``Content-Length`` over the limit is refused at once; a chunked body is counted as it
+    arrives and cut off when it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, *, body_limit: int, upload_limit: int) -> None:
+        self.app = app
+        self.body_limit = body_limit
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        limit = self.upload_limit if content_type.startswith("multipart/") else self.body_limit
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > limit
+            except ValueError:
+                await _reject(send, 400, "BAD_REQUEST", "invalid Content-Length header")
+                return
+            if too_big:
+                await _reject(send, 413, "PAYLOAD_TOO_LARGE", f"request body over {limit} bytes")
+                return
+        received = 0
+        started = False
+        overflow = False
+        too_large = f"request body over {limit} bytes"
+
+        async def counting_receive() -> Message:
+            nonlocal received, overflow
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    overflow = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if overflow:
+                # Whatever the app makes of the cut-off body (frameworks turn read errors
+                # into a 400), the client gets the 413 it deserves instead.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large)
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _BodyTooLarge:
+            if not started:
+                await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large)
+
+
+async def _reject(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps(error_body(status, code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,140 @@
+"""``AssetIO`` for one item: what its models read, and where their results are stored.
+
+Inputs are assets of the job's client or URLs the client gave (fetched through the SSRF
+boundary). A remote provider gets a URL it can fetch: the client's own URL, a presigned
+storage URL, a signed link to this server when a public URL is configured, or else the
+bytes inline as a ``data:`` URL.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from conveyor.assets.models import SOURCE_DERIVED, SOURCE_GENERATED
+from conveyor.assets.repository import Asset
+from conveyor.assets.service import AssetService, decode_data_url
+from conveyor.errors import BadRequest, PayloadTooLarge
+from conveyor.providers.base import FileInput, StoredFile
+from conveyor.providers.errors import PermanentProviderError
+
+
+class Downloader(Protocol):
+    """The SSRF-checked fetcher (``conveyor.net``), as far as this module needs it."""
+
+    def stream(
+        self, url: str, *, max_bytes: int | None = None
+    ) -> AbstractAsyncContextManager[AsyncIterable[bytes]]: ...
+
+
+def stored(asset: Asset) -> StoredFile:
+    return StoredFile(asset.id, asset.mime_type, asset.size, asset.sha256)
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class ItemFiles:
+    def __init__(
+        self,
+        assets: AssetService,
+        downloader: Downloader,
+        *,
+        client_id: str,
+        job_id: str,
+        item_id: str,
+        max_bytes: int,
+        link_for: Callable[[Asset], Awaitable[str | None]] | None = None,
+    ) -> None:
+        self._assets = assets
+        self._downloader = downloader
+        self._client_id = client_id
+        self._job_id = job_id
+        self._item_id = item_id
+        self._max_bytes = max_bytes
+        self._link_for = link_for
+
+    async def _asset(self, file: FileInput) -> Asset:
+        if file.asset_id is None:
+            raise PermanentProviderError("file input has neither asset_id nor url")
+        return await self._assets.get(file.asset_id, client_id=self._client_id)
+
+    async def read(self, file: FileInput, *, max_bytes: int | None = None) -> bytes:
+        limit = max_bytes or self._max_bytes
+        if file.url is not None:
+            if file.url.startswith("data:"):
+                data, _ = decode_data_url(file.url)
+            else:
+                parts: list[bytes] = []
+                async with self._downloader.stream(file.url, max_bytes=limit) as chunks:
+                    async for chunk in chunks:
+                        parts.append(chunk)
+                data = b"".join(parts)
+            if len(data) > limit:
+                raise PayloadTooLarge(f"input file is larger than {limit} bytes")
+            return data
+        asset = await self._asset(file)
+        if asset.size > limit:
+            raise PayloadTooLarge(f"input file is larger than {limit} bytes")
+        return await self._assets.read_bytes(asset)
+
+    async def url_for(self, file: FileInput) -> str:
+        if file.url is not None:
+            return file.url
+        asset = await self._asset(file)
+        link = await self._assets.storage.presigned_url(asset.storage_key)
+        if link is None and self._link_for is not None:
+            link = await self._link_for(asset)
+        if link is not None:
+            return link
+        data = await self._assets.read_bytes(asset)
+        return f"data:{asset.mime_type};base64,{base64.b64encode(data).decode()}"
+
+    async def store(
+        self, data: bytes, *, mime_type: str | None = None, filename: str | None = None
+    ) -> StoredFile:
+        asset = await self._assets.store_bytes(
+            self._client_id,
+            data,
+            filename=filename,
+            source_type=SOURCE_GENERATED,
+            job_id=self._job_id,
+            item_id=self._item_id,
+        )
+        return stored(asset)
+
+    async def store_from_url(self, url: str) -> StoredFile:
+        return await self._download(url, source_type=SOURCE_GENERATED)
+
+    async def store_input(self, url: str) -> StoredFile:
+        """Store a client-given input URL as a derived asset of this item."""
+        return await self._download(url, source_type=SOURCE_DERIVED)
+
+    async def _download(self, url: str, *, source_type: str) -> StoredFile:
+        if url.startswith("data:"):
+            try:
+                data, _ = decode_data_url(url)
+            except BadRequest as exc:
+                raise PermanentProviderError(exc.message) from exc
+            chunks: AsyncIterator[bytes] = _chunks(data)
+            asset = await self._ingest(chunks, source_type, url=None)
+            return stored(asset)
+        async with self._downloader.stream(url, max_bytes=self._max_bytes) as chunks:
+            asset = await self._ingest(chunks, source_type, url=url)
+        return stored(asset)
+
+    async def _ingest(
+        self, chunks: AsyncIterable[bytes], source_type: str, url: str | None
+    ) -> Asset:
+        return await self._assets.ingest(
+            self._client_id,
+            chunks,
+            source_type=source_type,
+            max_bytes=self._max_bytes,
+            job_id=self._job_id,
+            item_id=self._item_id,
+            meta={"source_url": url} if url and len(url) <= 2048 else None,
+        )

@@ -1,0 +1,423 @@
+"""SQL for jobs, items and step runs. Functions take the caller's connection; the caller
+owns the transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from conveyor.jobs.models import (
+    ITEM_CANCELLED,
+    ITEM_COMPLETED,
+    ITEM_FAILED,
+    ITEM_OPEN,
+    ITEM_PENDING,
+    ITEM_RUNNING,
+    JOB_ACTIVE,
+    JOB_CANCELLED,
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JOB_PENDING,
+    JOB_PROCESSING,
+    JOB_TRANSLATING,
+    items,
+    jobs,
+    step_runs,
+)
+
+TRANSLATING_STAGE = "translating"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: str
+    client_id: str
+    recipe: str
+    model: str | None
+    status: str
+    stage: str | None
+    priority: int
+    options: dict[str, Any]
+    languages: list[str] | None
+    idempotency_key: str | None
+    webhook_url: str | None
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
+    cost: float
+    error_message: str | None
+    source: str
+    simulated: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in JOB_ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    id: str
+    job_id: str
+    seq: int
+    key: str | None
+    status: str
+    stage: str | None
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    error: str | None
+    error_code: str | None
+    model_used: str | None
+    cost: float
+    runs: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRunRow:
+    id: str
+    item_id: str
+    step: str
+    model_id: str
+    chain_index: int
+    item_run: int
+    attempt: int
+    status: str
+    retryable: bool
+    external_task_id: str | None
+    provider_state: dict[str, Any] | None
+    output: dict[str, Any] | None
+    error: str | None
+    cost: float | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def _row(cls: type[Any], row: Any) -> Any:
+    return cls(**{name: getattr(row, name) for name in cls.__slots__})
+
+
+def job_row(row: Any) -> JobRow:
+    return _row(JobRow, row)  # type: ignore[no-any-return]
+
+
+def item_row(row: Any) -> ItemRow:
+    return _row(ItemRow, row)  # type: ignore[no-any-return]
+
+
+async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(jobs).values(values))
+
+
+async def insert_items(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(items), rows)
+
+
+async def get_job(conn: AsyncConnection, job_id: str) -> JobRow | None:
+    row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+    return job_row(row) if row is not None else None
+
+
+async def find_job_by_idempotency_key(
+    conn: AsyncConnection, client_id: str, key: str
+) -> JobRow | None:
+    row = (
+        await conn.execute(
+            select(jobs).where(jobs.c.client_id == client_id, jobs.c.idempotency_key == key)
+        )
+    ).first()
+    return job_row(row) if row is not None else None
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    *,
+    client_id: str,
+    status: str | None,
+    limit: int,
+    before: tuple[datetime, str] | None = None,
+    offset: int = 0,
+    source: str | None = None,
+) -> list[JobRow]:
+    """Newest first. ``before`` is a keyset cursor: (created_at, id) of the last row seen."""
+    stmt = select(jobs).where(jobs.c.client_id == client_id)
+    if status is not None:
+        stmt = stmt.where(jobs.c.status == status)
+    if source is not None:
+        stmt = stmt.where(jobs.c.source == source)
+    if before is not None:
+        created, job_id = before
+        stmt = stmt.where(
+            or_(jobs.c.created_at < created, and_(jobs.c.created_at == created, jobs.c.id < job_id))
+        )
+    stmt = stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+    return [job_row(r) for r in await conn.execute(stmt)]
+
+
+async def list_items(
+    conn: AsyncConnection,
+    job_id: str,
+    *,
+    after_seq: int = -1,
+    limit: int | None = None,
+    status: str | None = None,
+) -> list[ItemRow]:
+    stmt = select(items).where(items.c.job_id == job_id, items.c.seq > after_seq)
+    if status is not None:
+        stmt = stmt.where(items.c.status == status)
+    stmt = stmt.order_by(items.c.seq)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [item_row(r) for r in await conn.execute(stmt)]
+
+
+async def get_item(conn: AsyncConnection, item_id: str) -> ItemRow | None:
+    row = (await conn.execute(select(items).where(items.c.id == item_id))).first()
+    return item_row(row) if row is not None else None
+
+
+async def step_runs_of(conn: AsyncConnection, item_id: str) -> list[StepRunRow]:
+    rows = await conn.execute(
+        select(step_runs)
+        .where(step_runs.c.item_id == item_id)
+        .order_by(step_runs.c.started_at, step_runs.c.id)
+    )
+    return [_row(StepRunRow, r) for r in rows]
+
+
+async def step_runs_of_job(conn: AsyncConnection, job_id: str) -> list[StepRunRow]:
+    rows = await conn.execute(
+        select(step_runs)
+        .join(items, items.c.id == step_runs.c.item_id)
+        .where(items.c.job_id == job_id)
+        .order_by(items.c.seq, step_runs.c.started_at)
+    )
+    return [_row(StepRunRow, r) for r in rows]
+
+
+async def save_step_run(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """Insert or update a step run row by id."""
+    result = await conn.execute(
+        update(step_runs).where(step_runs.c.id == values["id"]).values(values)
+    )
+    if result.rowcount == 0:
+        await conn.execute(insert(step_runs).values(values))
+
+
+async def start_item(conn: AsyncConnection, item: ItemRow, now: datetime) -> bool:
+    """pending → running; the job becomes ``processing`` with its first item. False if the
+    item is no longer open (cancelled meanwhile)."""
+    result = await conn.execute(
+        update(items)
+        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
+        .values(
+            status=ITEM_RUNNING, started_at=func.coalesce(items.c.started_at, now), updated_at=now
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == item.job_id, jobs.c.status == JOB_PENDING)
+        .values(status=JOB_PROCESSING, started_at=now, updated_at=now)
+    )
+    return True
+
+
+async def set_item_stage(conn: AsyncConnection, item: ItemRow, stage: str, now: datetime) -> bool:
+    """Record the item's stage; True if the job's status changed because of it."""
+    await conn.execute(
+        update(items)
+        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
+        .values(stage=stage, updated_at=now)
+    )
+    return await _refresh_translating(conn, item.job_id, now)
+
+
+async def _refresh_translating(conn: AsyncConnection, job_id: str, now: datetime) -> bool:
+    """A job is ``translating`` once every open item has reached the translating stage."""
+    still_before = exists().where(
+        items.c.job_id == job_id,
+        items.c.status.in_(ITEM_OPEN),
+        or_(items.c.stage.is_(None), items.c.stage != TRANSLATING_STAGE),
+    )
+    any_translating = exists().where(
+        items.c.job_id == job_id,
+        items.c.status.in_(ITEM_OPEN),
+        items.c.stage == TRANSLATING_STAGE,
+    )
+    result = await conn.execute(
+        update(jobs)
+        .where(
+            jobs.c.id == job_id,
+            jobs.c.status == JOB_PROCESSING,
+            ~still_before,
+            any_translating,
+        )
+        .values(status=JOB_TRANSLATING, stage=TRANSLATING_STAGE, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """The job after an item transition; ``finished_status`` is set when it was the last."""
+
+    job: JobRow
+    finished_status: str | None
+
+
+async def finish_item(
+    conn: AsyncConnection,
+    item: ItemRow,
+    *,
+    status: str,
+    now: datetime,
+    output: dict[str, Any] | None = None,
+    error: str | None = None,
+    error_code: str | None = None,
+    model_used: str | None = None,
+    cost: float = 0.0,
+    multi_stage: bool = False,
+) -> ItemOutcome | None:
+    """Close an open item and count it on its job, atomically. None if it was not open."""
+    result = await conn.execute(
+        update(items)
+        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
+        .values(
+            status=status,
+            output=output,
+            error=error,
+            error_code=error_code,
+            model_used=model_used,
+            cost=cost,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        return None
+    counter = {ITEM_COMPLETED: jobs.c.completed, ITEM_FAILED: jobs.c.failed}.get(
+        status, jobs.c.cancelled
+    )
+    row = (
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == item.job_id)
+            .values({counter.name: counter + 1, "cost": jobs.c.cost + cost, "updated_at": now})
+            .returning(*jobs.c)
+        )
+    ).one()
+    job = job_row(row)
+    finished = await _finish_job_if_done(conn, job, now)
+    if finished is None and multi_stage:
+        await _refresh_translating(conn, job.id, now)
+    if finished is not None:
+        job = await get_job(conn, job.id) or job
+    return ItemOutcome(job, finished)
+
+
+def final_status(completed: int, failed: int, cancelled: int) -> str:
+    if completed == 0 and failed > 0:
+        return JOB_FAILED
+    if completed == 0 and failed == 0 and cancelled > 0:
+        return JOB_CANCELLED
+    return JOB_COMPLETED
+
+
+async def _finish_job_if_done(conn: AsyncConnection, job: JobRow, now: datetime) -> str | None:
+    if job.completed + job.failed + job.cancelled < job.total or job.status not in JOB_ACTIVE:
+        return None
+    status = final_status(job.completed, job.failed, job.cancelled)
+    error = None
+    if status == JOB_FAILED:
+        error = f"all {job.failed} item(s) failed"
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.status.in_(JOB_ACTIVE))
+        .values(status=status, stage=None, finished_at=now, updated_at=now, error_message=error)
+    )
+    return status if result.rowcount == 1 else None
+
+
+async def cancel_job(conn: AsyncConnection, job: JobRow, now: datetime) -> int:
+    """Cancel every open item and the job; returns how many items were cancelled."""
+    result = await conn.execute(
+        update(items)
+        .where(items.c.job_id == job.id, items.c.status.in_(ITEM_OPEN))
+        .values(status=ITEM_CANCELLED, finished_at=now, updated_at=now)
+    )
+    cancelled = int(result.rowcount)
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.status.in_(JOB_ACTIVE))
+        .values(
+            status=JOB_CANCELLED,
+            stage=None,
+            cancelled=jobs.c.cancelled + cancelled,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return cancelled
+
+
+async def reopen_failed_items(conn: AsyncConnection, job: JobRow, now: datetime) -> list[ItemRow]:
+    """Failed items back to pending (a new run each), and the job active again."""
+    failed = await list_items(conn, job.id, status=ITEM_FAILED)
+    if not failed:
+        return []
+    await conn.execute(
+        update(items)
+        .where(items.c.job_id == job.id, items.c.status == ITEM_FAILED)
+        .values(
+            status=ITEM_PENDING,
+            error=None,
+            error_code=None,
+            runs=items.c.runs + 1,
+            finished_at=None,
+            updated_at=now,
+        )
+    )
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id)
+        .values(
+            status=JOB_PROCESSING,
+            failed=jobs.c.failed - len(failed),
+            finished_at=None,
+            error_message=None,
+            updated_at=now,
+        )
+    )
+    return failed
+
+
+async def cancelled_among(conn: AsyncConnection, job_ids: list[str]) -> set[str]:
+    if not job_ids:
+        return set()
+    rows = await conn.scalars(
+        select(jobs.c.id).where(jobs.c.id.in_(job_ids), jobs.c.status == JOB_CANCELLED)
+    )
+    return set(rows)
+
+
+async def finished_job_ids_before(conn: AsyncConnection, cutoff: datetime, limit: int) -> list[str]:
+    rows = await conn.scalars(
+        select(jobs.c.id)
+        .where(jobs.c.finished_at.is_not(None), jobs.c.finished_at < cutoff)
+        .limit(limit)
+    )
+    return list(rows)

@@ -1,0 +1,184 @@
+"""What the native API accepts and returns for jobs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from conveyor.errors import BadRequest
+from conveyor.jobs.repository import ItemRow, JobRow
+
+JobStatus = Literal["pending", "processing", "translating", "completed", "failed", "cancelled"]
+ItemStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "recipe": "image-finish",
+                    "items": [{"image": {"asset_id": "3f1c..."}}],
+                    "options": {"preset": "ozon", "format": "jpeg"},
+                }
+            ]
+        },
+    )
+
+    recipe: str | None = Field(None, min_length=1, max_length=64, description="Recipe name")
+    model: str | None = Field(
+        None, min_length=1, max_length=128, description="Run one catalogue model per item"
+    )
+    items: list[Any] = Field(..., min_length=1, description="One entry per unit of work")
+    options: dict[str, Any] = Field(default_factory=dict)
+    languages: list[str] | None = Field(None, max_length=100)
+    priority: int = Field(0, ge=-100, le=100)
+    webhook_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    wait: float | None = Field(
+        None, ge=0, le=300, description="Seconds to wait for the job to finish in this call"
+    )
+
+    @model_validator(mode="after")
+    def _recipe_or_model(self) -> JobCreate:
+        if (self.recipe is None) == (self.model is None):
+            raise ValueError("give exactly one of 'recipe' or 'model'")
+        return self
+
+
+class Progress(BaseModel):
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
+    pending: int
+    percent: float
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatus
+    recipe: str
+    model: str | None
+    stage: str | None
+    priority: int
+    options: dict[str, Any]
+    languages: list[str] | None
+    progress: Progress
+    cost: float
+    error_message: str | None
+    idempotency_key: str | None
+    webhook_url: str | None
+    simulated: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, job: JobRow) -> JobOut:
+        done = job.completed + job.failed + job.cancelled
+        return cls(
+            id=job.id,
+            status=job.status,  # type: ignore[arg-type]
+            recipe=job.recipe,
+            model=job.model,
+            stage=job.stage,
+            priority=job.priority,
+            options=job.options,
+            languages=job.languages,
+            progress=Progress(
+                total=job.total,
+                completed=job.completed,
+                failed=job.failed,
+                cancelled=job.cancelled,
+                pending=max(0, job.total - done),
+                percent=round(100.0 * done / job.total, 1) if job.total else 100.0,
+            ),
+            cost=round(job.cost, 6),
+            error_message=job.error_message,
+            idempotency_key=job.idempotency_key,
+            webhook_url=job.webhook_url,
+            simulated=job.simulated,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+class ItemOut(BaseModel):
+    id: str
+    seq: int
+    key: str | None
+    status: ItemStatus
+    stage: str | None
+    output: dict[str, Any] | None
+    error: str | None
+    error_code: str | None
+    model_used: str | None
+    cost: float
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, item: ItemRow) -> ItemOut:
+        return cls(
+            id=item.id,
+            seq=item.seq,
+            key=item.key,
+            status=item.status,  # type: ignore[arg-type]
+            stage=item.stage,
+            output=item.output,
+            error=item.error,
+            error_code=item.error_code,
+            model_used=item.model_used,
+            cost=round(item.cost, 6),
+            created_at=item.created_at,
+            started_at=item.started_at,
+            finished_at=item.finished_at,
+        )
+
+
+class JobPage(BaseModel):
+    data: list[JobOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
+
+
+class ItemPage(BaseModel):
+    data: list[ItemOut]
+    next_cursor: str | None = None
+
+
+class JobResults(BaseModel):
+    job: JobOut
+    items: list[ItemOut]
+
+
+class RetryOut(BaseModel):
+    job: JobOut
+    retried: int
+
+
+def encode_cursor(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    """A cursor we issued; anything else is a 400, never a 500."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("invalid cursor", code="INVALID_CURSOR") from exc
+    if not isinstance(value, dict):
+        raise BadRequest("invalid cursor", code="INVALID_CURSOR")
+    return value

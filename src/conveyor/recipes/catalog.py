@@ -1,0 +1,12 @@
+"""The recipes this build ships, configured from the settings."""
+
+from __future__ import annotations
+
+from conveyor.config import Settings
+from conveyor.recipes.base import Recipe
+from conveyor.recipes.image_finish import ImageFinishRecipe
+from conveyor.recipes.single_model import SingleModelRecipe
+
+
+def default_recipes(settings: Settings) -> list[Recipe]:
+    return [SingleModelRecipe(), ImageFinishRecipe()]

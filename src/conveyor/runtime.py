@@ -1,0 +1,231 @@
+"""The composition root: builds every service of one process from the settings.
+
+``conveyor serve`` opens a runtime with workers embedded; ``serve --no-workers`` without;
+``conveyor worker`` opens one just to run workers. Nothing below this module knows how the
+pieces are wired together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from conveyor.assets.service import AssetService
+from conveyor.clients.service import ClientService
+from conveyor.config import Settings
+from conveyor.core.clock import Clock, SystemClock
+from conveyor.core.db import Database
+from conveyor.core.notify import PostgresListener, Signal
+from conveyor.jobs.engine import CancellationWatch, EngineDeps
+from conveyor.jobs.events import EVENTS_CHANNEL, EventBus
+from conveyor.jobs.retention import RetentionSweeper
+from conveyor.jobs.service import JobService
+from conveyor.jobs.tasks import register_job_tasks
+from conveyor.jobs.webhooks import WebhookSender
+from conveyor.net.fetcher import SafeFetcher
+from conveyor.net.policy import UrlPolicy
+from conveyor.providers.base import ModelAdapter
+from conveyor.providers.catalog_setup import build_model_registry
+from conveyor.providers.registry import ModelRegistry
+from conveyor.queue import QueueRepository, RetryPolicy, TaskRegistry, Worker, WorkerConfig
+from conveyor.queue.cpu import ProcessPoolRunner
+from conveyor.queue.repository import NOTIFY_CHANNEL
+from conveyor.recipes.base import RecipeRegistry
+from conveyor.recipes.catalog import default_recipes
+from conveyor.storage import StorageBackend, create_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    db: Database
+    storage: StorageBackend
+    wakeup: Signal
+    queue: QueueRepository
+    events: EventBus
+    clients: ClientService
+    assets: AssetService
+    recipes: RecipeRegistry
+    models: ModelRegistry
+    jobs: JobService
+    http: aiohttp.ClientSession
+    fetcher: SafeFetcher
+    cpu: ProcessPoolRunner
+    watch: CancellationWatch
+    webhook_secret: str
+    listener: PostgresListener | None = None
+    worker: Worker | None = None
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def engine_deps(self) -> EngineDeps:
+        return EngineDeps(
+            db=self.db,
+            clock=self.clock,
+            queue=self.queue,
+            recipes=self.recipes,
+            models=self.models,
+            assets=self.assets,
+            downloader=self.fetcher,
+            events=self.events,
+            watch=self.watch,
+            max_input_bytes=self.settings.fetch_max_bytes,
+        )
+
+    def worker_config(self) -> WorkerConfig:
+        s = self.settings
+        return WorkerConfig(
+            concurrency=s.worker_concurrency,
+            claim_batch=s.claim_batch_size,
+            poll_interval=s.queue_poll_interval,
+            heartbeat_interval=s.heartbeat_interval,
+            stale_after=s.heartbeat_timeout,
+            sweep_interval=s.sweep_interval,
+            shutdown_grace=s.shutdown_grace,
+            retry=RetryPolicy(base_delay=s.retry_base_delay, max_delay=s.retry_max_delay),
+        )
+
+    async def start_workers(self) -> Worker:
+        """Run a worker in this process (embedded in ``serve``, or ``conveyor worker``)."""
+        registry = TaskRegistry()
+        register_job_tasks(
+            registry,
+            self.engine_deps(),
+            WebhookSender(
+                self.db,
+                self.clock,
+                self.fetcher,
+                secret=self.webhook_secret,
+                render_job=_render_job,
+            ),
+            item_timeout=self.settings.item_timeout,
+        )
+        self.worker = Worker(
+            self.db, self.queue, registry, self.worker_config(), wakeup=self.wakeup
+        )
+        self._spawn(self.worker.run(), "worker")
+        self._spawn(self.watch.run(), "cancellation-watch")
+        sweeper = RetentionSweeper(
+            self.db, self.queue, self.storage, self.clock, days=self.settings.retention_days
+        )
+        self._spawn(sweeper.run(holder=self.worker.id), "retention")
+        await self.worker.started.wait()
+        return self.worker
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._background.append(task)
+
+    async def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        for task in self._background:
+            if task.get_name() != "worker":
+                task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.listener is not None:
+            await self.listener.stop()
+        await self.http.close()
+        await self.storage.close()
+        self.cpu.shutdown()
+        await self.db.dispose()
+
+
+def _render_job(job: object) -> dict[str, object]:
+    from conveyor.jobs.schemas import JobOut
+
+    return JobOut.from_row(job).model_dump(mode="json")  # type: ignore[arg-type]
+
+
+def _webhook_secret(settings: Settings) -> str:
+    """The configured secret, or in dev a random one kept in the data directory."""
+    if settings.webhook_secret:
+        return settings.webhook_secret
+    path = Path(settings.data_dir) / "webhook-secret"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    path.write_text(secret)
+    path.chmod(0o600)
+    log.warning("CONVEYOR_WEBHOOK_SECRET not set; using a generated secret in %s", path)
+    return secret
+
+
+async def open_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    extra_adapters: Iterable[ModelAdapter] = (),
+) -> Runtime:
+    clock = clock or SystemClock()
+    db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
+    wakeup = Signal()
+    queue = QueueRepository(
+        db.dialect, clock, default_max_attempts=settings.task_max_attempts, wakeup=wakeup.notify
+    )
+    events = EventBus()
+    storage = create_storage(settings)
+    http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.http_pool_size, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
+    )
+    fetcher = SafeFetcher(http, UrlPolicy.from_settings(settings))
+    cpu = ProcessPoolRunner(settings.process_pool_size)
+    models = build_model_registry(settings, http=http, cpu=cpu)
+    for adapter in extra_adapters:
+        models.add(adapter)
+    recipes = RecipeRegistry(default_recipes(settings))
+    clients = ClientService(db, clock)
+    assets = AssetService(db, storage, clock, max_upload_bytes=settings.max_upload_bytes)
+    jobs = JobService(
+        db,
+        clock,
+        queue,
+        recipes,
+        models,
+        assets,
+        events,
+        max_items=settings.max_items_per_job,
+        simulated=settings.simulate,
+    )
+    listener = None
+    if db.dialect == "postgresql":
+        listener = PostgresListener(settings.resolved_database_url)
+        listener.subscribe(NOTIFY_CHANNEL, lambda _payload: wakeup.notify())
+        listener.subscribe(EVENTS_CHANNEL, events.on_notification)
+        await listener.start()
+        events.bridged = True
+    runtime = Runtime(
+        settings=settings,
+        clock=clock,
+        db=db,
+        storage=storage,
+        wakeup=wakeup,
+        queue=queue,
+        events=events,
+        clients=clients,
+        assets=assets,
+        recipes=recipes,
+        models=models,
+        jobs=jobs,
+        http=http,
+        fetcher=fetcher,
+        cpu=cpu,
+        watch=CancellationWatch(db, events),
+        webhook_secret=_webhook_secret(settings),
+        listener=listener,
+    )
+    await clients.ensure_local_client()
+    return runtime

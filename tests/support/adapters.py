@@ -1,0 +1,92 @@
+"""Model adapters for engine tests: behaviours a test can script (slow, flaky, failing,
+submit-then-poll). They implement the real ``ModelAdapter`` port; remote providers are
+tested against the simulator instead."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+
+from conveyor.providers.base import (
+    Availability,
+    Checkpoint,
+    ModelCall,
+    ModelOutput,
+    ProviderState,
+)
+from conveyor.providers.errors import (
+    PermanentProviderError,
+    ProviderCancelled,
+    RetryableProviderError,
+)
+
+
+@dataclass
+class ScriptedModel:
+    """Answers ``echo <text>`` and stores a small file; failures are scripted per input."""
+
+    model_id: str = "test/echo"
+    kind: str = "text"
+    delay: float = 0.0
+    # text -> number of calls that raise a retryable error before succeeding
+    flaky: dict[str, int] = field(default_factory=dict)
+    # texts that always fail permanently
+    broken: set[str] = field(default_factory=set)
+    available: bool = True
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def availability(self) -> Availability:
+        if self.available:
+            return Availability(True)
+        return Availability(False, "switched off by the test", "TEST_SWITCH")
+
+    async def run(
+        self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
+    ) -> ModelOutput:
+        text = str(call.inputs.get("text", ""))
+        self.calls[text] += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if text in self.broken:
+            raise PermanentProviderError(f"{self.model_id} refuses {text!r}")
+        if self.flaky.get(text, 0) > 0:
+            self.flaky[text] -= 1
+            raise RetryableProviderError(f"{self.model_id} is busy", retry_after=0.01)
+        stored = await call.files.store(f"{self.model_id}:{text}".encode())
+        return ModelOutput(text=f"echo {text}", files=[stored], cost=0.5)
+
+
+@dataclass
+class PollingModel:
+    """Submits, checkpoints the task id, then polls until ``finish`` holds the id."""
+
+    model_id: str = "test/poll"
+    kind: str = "image"
+    poll_interval: float = 0.02
+    submitted: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    finish: set[str] = field(default_factory=set)
+    finish_all: bool = False
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    async def run(
+        self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
+    ) -> ModelOutput:
+        if resume is None:
+            task_id = f"task-{len(self.submitted) + 1}"
+            self.submitted.append(task_id)
+            await checkpoint(ProviderState(task_id, {"n": len(self.submitted)}))
+        else:
+            task_id = resume.external_task_id
+            self.resumed.append(task_id)
+        while not (self.finish_all or task_id in self.finish):
+            if call.is_cancelled():
+                self.cancelled.append(task_id)
+                raise ProviderCancelled("job cancelled")
+            await asyncio.sleep(self.poll_interval)
+        stored = await call.files.store(b"\x89PNG\r\n\x1a\n" + task_id.encode())
+        return ModelOutput(files=[stored])
