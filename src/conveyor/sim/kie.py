@@ -1,0 +1,147 @@
+"""Kie.ai's market API: ``createTask`` then poll ``recordInfo`` (docs.kie.ai, "Get Task Details").
+
+``{sim}/kie`` stands for ``https://api.kie.ai``. ``POST /api/v1/jobs/createTask`` takes
+``{model, input: {...}, callBackUrl?}`` and answers ``{code: 200, msg: "success", data:
+{taskId}}``. ``GET /api/v1/jobs/recordInfo?taskId=`` answers ``{code, message, data}`` where
+``data`` has ``taskId, model, state, param, resultJson, failCode, failMsg, costTime,
+completeTime, createTime, updateTime``; ``state`` walks ``waiting → queuing → generating`` and
+ends ``success`` or ``fail``. As in Kie's answers, ``param`` and ``resultJson`` are JSON
+*strings*; ``resultJson`` holds ``{"resultUrls": [...]}``. Errors are ``{code, msg, data:
+null}``; with ``kie_errors_as_http_200`` they come with HTTP 200, the real status only in
+``code``, which a client must check. Callbacks are recorded in ``param``, never sent.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+from aiohttp import web
+
+from conveyor.sim.files import file_reference
+from conveyor.sim.gate import (
+    NoBalanceAnswer,
+    SimHTTPError,
+    admit,
+    fresh_task_not_found,
+    idempotency_key,
+    invalid,
+    read_json_object,
+)
+from conveyor.sim.media import plan_outputs
+from conveyor.sim.state import SIM_STATE, Phase, SimState, SimTask
+
+PROTOCOL = "kie"
+ORIGIN_PATH = "/kie"
+_NO_BALANCE = NoBalanceAnswer(402, "Insufficient Credits", "insufficient_balance")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(f"{ORIGIN_PATH}/api/v1/jobs/createTask", create_task)
+    app.router.add_get(f"{ORIGIN_PATH}/api/v1/jobs/recordInfo", record_info)
+
+
+def render_error(error: SimHTTPError, state: SimState) -> web.Response:
+    as_200 = state.behaviour(PROTOCOL).kie_errors_as_http_200
+    return web.json_response(
+        {"code": error.status, "msg": error.message, "data": None},
+        status=200 if as_200 else error.status,
+        headers=error.headers,
+    )
+
+
+def _millis(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+async def create_task(request: web.Request) -> web.Response:
+    state = request.app[SIM_STATE]
+    body = await read_json_object(request, PROTOCOL)
+    model = body.get("model")
+    await admit(
+        request,
+        state,
+        protocol=PROTOCOL,
+        model=model if isinstance(model, str) else None,
+        no_balance=_NO_BALANCE,
+    )
+    if not isinstance(model, str) or not model:
+        raise invalid(PROTOCOL, "model is required")
+    inputs = body.get("input")
+    if not isinstance(inputs, dict):
+        raise invalid(PROTOCOL, "input must be an object")
+    task_id = state.token(32, string.hexdigits[:16])
+    outputs = plan_outputs(
+        state.config, model, inputs, owner_id=task_id, count=inputs.get("num_images", 1)
+    )
+    state.submit(
+        PROTOCOL,
+        model,
+        inputs,
+        task_id=task_id,
+        outputs=outputs,
+        idempotency_key=idempotency_key(request),
+        extra={"param": json.dumps(body, ensure_ascii=False)},
+    )
+    return web.json_response({"code": 200, "msg": "success", "data": {"taskId": task_id}})
+
+
+def _state_word(task: SimTask, phase: Phase, now: float) -> str:
+    match phase:
+        case Phase.QUEUED:
+            return "waiting" if task.progress(now) < 0.15 else "queuing"
+        case Phase.RUNNING:
+            return "generating"
+        case Phase.SUCCEEDED:
+            return "success"
+        case _:
+            return "fail"
+
+
+async def record_info(request: web.Request) -> web.Response:
+    state = request.app[SIM_STATE]
+    task_id = request.query.get("taskId", "")
+    task = state.find(PROTOCOL, task_id)
+    behaviour = await admit(
+        request,
+        state,
+        protocol=PROTOCOL,
+        model=task.model if task else None,
+        no_balance=_NO_BALANCE,
+    )
+    if not task_id:
+        raise invalid(PROTOCOL, "taskId is required")
+    if task is None:
+        raise SimHTTPError(404, "task not found", code="not_found", protocol=PROTOCOL)
+    polls = state.observe_poll(task)
+    fresh_task_not_found(state, PROTOCOL, polls, behaviour)
+    now = state.now()
+    phase = state.phase(task)
+    done_at = task.done_at(now)
+    result_json = ""
+    if phase is Phase.SUCCEEDED:
+        urls = [
+            await file_reference(request, state, file_id, behaviour.encoding)
+            for file_id in task.file_ids
+        ]
+        result_json = json.dumps({"resultUrls": urls})
+    fail_code, fail_msg = "", ""
+    if phase is Phase.FAILED:
+        fail_code, fail_msg = "501", task.failure_message
+    elif phase is Phase.CANCELED:
+        fail_code, fail_msg = "400", "task was cancelled"
+    data: dict[str, Any] = {
+        "taskId": task.id,
+        "model": task.model,
+        "state": _state_word(task, phase, now),
+        "param": task.extra["param"],
+        "resultJson": result_json,
+        "failCode": fail_code,
+        "failMsg": fail_msg,
+        "costTime": None if done_at is None else _millis(done_at - task.submitted_at),
+        "completeTime": None if done_at is None else _millis(task.wall_time(done_at)),
+        "createTime": _millis(task.submitted_wall),
+        "updateTime": _millis(task.wall_time(now if done_at is None else done_at)),
+    }
+    return web.json_response({"code": 200, "message": "success", "data": data})
