@@ -135,6 +135,7 @@ class BodySizeLimit:
                 await _reject(send, 400, "BAD_REQUEST", "invalid Content-Length header")
                 return
             if too_big:
+                await _drain(receive)
                 await _reject(send, 413, "PAYLOAD_TOO_LARGE", f"request body over {limit} bytes")
                 return
         received = 0
@@ -159,6 +160,7 @@ class BodySizeLimit:
                 # into a 400), the client gets the 413 it deserves instead.
                 if message["type"] == "http.response.start" and not started:
                     started = True
+                    await _drain(receive)
                     await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large)
                 return
             if message["type"] == "http.response.start":
@@ -169,7 +171,21 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, guarded_send)
         except _BodyTooLarge:
             if not started:
+                await _drain(receive)
                 await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large)
+
+
+async def _drain(receive: Receive, budget: int = 1 << 20) -> None:
+    """Read (and drop) a little more of the body, so the client, still sending, gets to read
+    our answer instead of a reset connection. A huge upload is not read to its end."""
+    read = 0
+    while read < budget:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _reject(send: Send, status: int, code: str, message: str) -> None:

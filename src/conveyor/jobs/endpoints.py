@@ -70,7 +70,8 @@ async def create_job(
     created = await service.create(client, submission)
     job = created.job
     if body.wait:
-        job = await service.wait(job.id, body.wait)
+        limit = request.app.state.runtime.settings.max_wait_seconds
+        job = await service.wait(job.id, min(body.wait, limit))
         response.status_code = 200 if job.finished else 202
     elif not created.created:
         response.status_code = 200

@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from tests.integration.jobs.conftest import Serve
+from tests.integration.conftest import Serve
 from tests.support.adapters import PollingModel, ScriptedModel
 
 

@@ -1,0 +1,48 @@
+"""The simulator on a free port with a virtual clock, and the shipped specs pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from sim_support import LinkedClock, MemoryAssetIO
+
+from conveyor.providers.http import SHIPPED_SPECS
+from conveyor.providers.spec import ProviderSpec, load_spec_file
+from conveyor.sim import ManualClock, RunningSimulator, SimConfig, start_simulator
+
+
+@pytest.fixture
+def sim_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def simulator(sim_clock: ManualClock) -> AsyncIterator[RunningSimulator]:
+    config = SimConfig(latency_min=4, latency_max=8)
+    running = await start_simulator(config, clock=sim_clock, sleep=sim_clock.sleep)
+    async with running:
+        yield running
+
+
+@pytest.fixture
+def clock(sim_clock: ManualClock) -> LinkedClock:
+    return LinkedClock(sim_clock)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+@pytest.fixture
+def files(session: aiohttp.ClientSession) -> MemoryAssetIO:
+    return MemoryAssetIO(session)
+
+
+@pytest.fixture(scope="session")
+def shipped_specs() -> dict[str, ProviderSpec]:
+    specs = [load_spec_file(path) for path in sorted(SHIPPED_SPECS.glob("*.yaml"))]
+    return {spec.name: spec for spec in specs}
