@@ -44,9 +44,10 @@ def serve(database_url: str, tmp_path: Path) -> Serve:
     ) -> AsyncIterator[httpx.AsyncClient]:
         settings = fast_settings(database_url, tmp_path / "data", **overrides)
         app = create_app(settings, extra_adapters=adapters)
-        async with serving(app) as base_url, httpx.AsyncClient(
-            base_url=base_url, timeout=30, headers=headers or {}
-        ) as client:
+        async with (
+            serving(app) as base_url,
+            httpx.AsyncClient(base_url=base_url, timeout=30, headers=headers or {}) as client,
+        ):
             client.app = app  # type: ignore[attr-defined]
             yield client
 

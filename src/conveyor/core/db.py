@@ -32,6 +32,7 @@ Dialect = Literal["sqlite", "postgresql"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _AFTER_COMMIT = "conveyor_after_commit"
+_TX_STATE = "conveyor_tx_state"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -105,14 +106,16 @@ class Database:
             await self._write_lock.acquire()
         try:
             async with self._writer.connect() as conn:
-                # conn.info outlives the checkout: never let a stale hook list leak in.
+                # conn.info outlives the checkout: never let stale state leak in.
                 conn.info.pop(_AFTER_COMMIT, None)
+                conn.info.pop(_TX_STATE, None)
                 try:
                     async with conn.begin():
                         yield conn
                 finally:
                     # Popped on failure too; hooks run only when no exception escaped.
                     hooks: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+                    conn.info.pop(_TX_STATE, None)
         finally:
             if self.is_sqlite:
                 self._write_lock.release()
@@ -141,6 +144,15 @@ def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the transaction ``conn`` is in commits; dropped on rollback."""
     hooks: list[Callable[[], None]] = conn.info.setdefault(_AFTER_COMMIT, [])
     hooks.append(callback)
+
+
+def tx_state(conn: AsyncConnection) -> dict[str, Any]:
+    """Scratch space that lives exactly as long as the current ``Database.write`` transaction.
+
+    Hooks must not touch ``conn`` itself: they run after the connection went back to the pool.
+    """
+    state: dict[str, Any] = conn.info.setdefault(_TX_STATE, {})
+    return state
 
 
 def standalone_engine(url: str) -> AsyncEngine:

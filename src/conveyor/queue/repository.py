@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from conveyor.core.clock import Clock
-from conveyor.core.db import after_commit
+from conveyor.core.db import after_commit, tx_state
 from conveyor.queue.errors import LostTask
 from conveyor.queue.models import (
     TASK_DEAD,
@@ -36,7 +36,8 @@ from conveyor.queue.models import (
 )
 
 NOTIFY_CHANNEL = "conveyor_queue"
-_NOTIFY_PENDING = "conveyor_queue_notify"
+_NOTIFY_PENDING = "queue_notify"
+_WAKEUP_PENDING = "queue_wakeup"
 _ERROR_LIMIT = 4000
 
 
@@ -139,13 +140,14 @@ class QueueRepository:
         await self._notify(conn)
 
     async def _notify(self, conn: AsyncConnection) -> None:
-        if self._wakeup is not None:
+        state = tx_state(conn)
+        if self._wakeup is not None and not state.get(_WAKEUP_PENDING):
+            state[_WAKEUP_PENDING] = True
             after_commit(conn, self._wakeup)
         # One NOTIFY per transaction, however many tasks it enqueued: a pending NOTIFY takes
         # a global lock at commit, so keep them rare.
-        if self.dialect == "postgresql" and not conn.info.get(_NOTIFY_PENDING):
-            conn.info[_NOTIFY_PENDING] = True
-            after_commit(conn, lambda: conn.info.pop(_NOTIFY_PENDING, None))
+        if self.dialect == "postgresql" and not state.get(_NOTIFY_PENDING):
+            state[_NOTIFY_PENDING] = True
             await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
 
     # -- claiming ----------------------------------------------------------------------

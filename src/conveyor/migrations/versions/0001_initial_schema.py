@@ -250,6 +250,8 @@ def upgrade() -> None:
         sa.Column("step", sa.String(length=64), nullable=False),
         sa.Column("model_id", sa.String(length=128), nullable=False),
         sa.Column("chain_index", sa.Integer(), nullable=False),
+        sa.Column("item_run", sa.Integer(), nullable=False),
+        sa.Column("retryable", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("external_task_id", sa.String(length=200), nullable=True),
