@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     simulate: bool = False
     simulator_url: str = "http://127.0.0.1:8100"
     allow_private_urls: bool = False
+    # Narrow exceptions to the SSRF policy: hosts ("cdn.internal", ".corp" for subdomains)
+    # and networks ("10.20.0.0/16") Conveyor may fetch from although they are private.
+    allowed_fetch_hosts: list[str] = Field(default_factory=list)
+    allowed_fetch_networks: list[str] = Field(default_factory=list)
     http_pool_size: int = Field(300, ge=1)
     fetch_max_bytes: int = Field(25 * 1024 * 1024, ge=1024)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from yarl import URL
 
 from conveyor.assets.service import AssetService
 from conveyor.clients.service import ClientService
@@ -39,6 +40,7 @@ from conveyor.queue.cpu import ProcessPoolRunner
 from conveyor.queue.repository import NOTIFY_CHANNEL
 from conveyor.recipes.base import RecipeRegistry
 from conveyor.recipes.catalog import default_recipes
+from conveyor.sim import RunningSimulator, start_simulator
 from conveyor.storage import StorageBackend, create_storage
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Runtime:
     webhook_secret: str
     listener: PostgresListener | None = None
     worker: Worker | None = None
+    simulator: RunningSimulator | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def engine_deps(self) -> EngineDeps:
@@ -136,6 +139,8 @@ class Runtime:
                 await task
         if self.listener is not None:
             await self.listener.stop()
+        if self.simulator is not None:
+            await self.simulator.close()
         await self.http.close()
         await self.storage.close()
         self.cpu.shutdown()
@@ -163,6 +168,24 @@ def _webhook_secret(settings: Settings) -> str:
     return secret
 
 
+async def _ensure_simulator(settings: Settings) -> RunningSimulator | None:
+    """In simulate mode, start the provider simulator here unless one already answers."""
+    url = URL(settings.simulator_url)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url / "_sim", timeout=aiohttp.ClientTimeout(total=2)) as answer,
+        ):
+            if answer.status == 200:
+                log.info("using the provider simulator at %s", url)
+                return None
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    simulator = await start_simulator(host=url.host or "127.0.0.1", port=url.port or 8100)
+    log.warning("SIMULATED providers: started the simulator at %s", simulator.base_url)
+    return simulator
+
+
 async def open_runtime(
     settings: Settings,
     *,
@@ -170,6 +193,7 @@ async def open_runtime(
     extra_adapters: Iterable[ModelAdapter] = (),
 ) -> Runtime:
     clock = clock or SystemClock()
+    simulator = await _ensure_simulator(settings) if settings.simulate else None
     db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
     wakeup = Signal()
     queue = QueueRepository(
@@ -226,6 +250,7 @@ async def open_runtime(
         watch=CancellationWatch(db, events),
         webhook_secret=_webhook_secret(settings),
         listener=listener,
+        simulator=simulator,
     )
     await clients.ensure_local_client()
     return runtime

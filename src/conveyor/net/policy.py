@@ -31,7 +31,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import TYPE_CHECKING, TypeAlias
 
 from yarl import URL
@@ -198,8 +198,25 @@ class UrlPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UrlPolicy:
-        """The policy the running service uses (``CONVEYOR_ALLOW_PRIVATE_URLS`` etc.)."""
-        return cls(allow_private=settings.allow_private_urls, max_bytes=settings.fetch_max_bytes)
+        """The policy the running service uses (``CONVEYOR_ALLOW_PRIVATE_URLS`` etc.).
+
+        In simulate mode the simulator's host is allowed too: its result URLs are local.
+        """
+        hosts = {h.strip() for h in settings.allowed_fetch_hosts if h.strip()}
+        networks = [ip_network(n.strip(), strict=False) for n in settings.allowed_fetch_networks]
+        if settings.simulate:
+            sim_host = URL(settings.simulator_url).host or "127.0.0.1"
+            literal, _ = parse_ip_host(sim_host)
+            if literal is None:
+                hosts.add(sim_host)
+            else:
+                networks.append(ip_network(literal))
+        return cls(
+            allow_private=settings.allow_private_urls,
+            max_bytes=settings.fetch_max_bytes,
+            allowed_hosts=frozenset(hosts),
+            allowed_networks=tuple(networks),
+        )
 
     def check_url(self, url: str | URL) -> Target:
         """Parse and vet ``url`` before any network traffic; raise ``UrlRefused``."""
