@@ -186,6 +186,9 @@ class ItemExecution:
     def now(self) -> datetime:
         return self.deps.clock.now()
 
+    async def sleep(self, seconds: float) -> None:
+        await self.deps.clock.sleep(seconds)
+
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)

@@ -59,6 +59,10 @@ class ItemRun(Protocol):
 
     def now(self) -> datetime: ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait on the engine's clock (injectable in tests), e.g. for a time budget."""
+        ...
+
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
