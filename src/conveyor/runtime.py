@@ -19,6 +19,7 @@ import aiohttp
 from yarl import URL
 
 from conveyor.assets.service import AssetService
+from conveyor.catalog.service import CatalogService
 from conveyor.clients.service import ClientService
 from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
@@ -33,7 +34,8 @@ from conveyor.jobs.webhooks import WebhookSender
 from conveyor.net.fetcher import SafeFetcher
 from conveyor.net.policy import UrlPolicy
 from conveyor.providers.base import ModelAdapter
-from conveyor.providers.catalog_setup import build_model_registry
+from conveyor.providers.catalog_setup import build_model_registry, http_overrides
+from conveyor.providers.http import build_http_adapters
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository, RetryPolicy, TaskRegistry, Worker, WorkerConfig
 from conveyor.queue.cpu import ProcessPoolRunner
@@ -60,6 +62,7 @@ class Runtime:
     recipes: RecipeRegistry
     models: ModelRegistry
     jobs: JobService
+    catalog: CatalogService
     http: aiohttp.ClientSession
     fetcher: SafeFetcher
     cpu: ProcessPoolRunner
@@ -211,6 +214,15 @@ async def open_runtime(
     for adapter in extra_adapters:
         models.add(adapter)
     recipes = RecipeRegistry(default_recipes(settings))
+    overrides = http_overrides(settings)
+    catalog = CatalogService(
+        db,
+        clock,
+        models,
+        recipes,
+        build_adapters=lambda specs: list(build_http_adapters(specs, http, overrides)),
+    )
+    await catalog.load_stored()
     clients = ClientService(db, clock)
     assets = AssetService(db, storage, clock, max_upload_bytes=settings.max_upload_bytes)
     jobs = JobService(
@@ -244,6 +256,7 @@ async def open_runtime(
         recipes=recipes,
         models=models,
         jobs=jobs,
+        catalog=catalog,
         http=http,
         fetcher=fetcher,
         cpu=cpu,
@@ -253,4 +266,5 @@ async def open_runtime(
         simulator=simulator,
     )
     await clients.ensure_local_client()
+    runtime._spawn(catalog.follow_changes(), "provider-specs")
     return runtime

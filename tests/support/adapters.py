@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from conveyor.providers.base import (
     Availability,
@@ -20,6 +21,24 @@ from conveyor.providers.errors import (
     ProviderCancelled,
     RetryableProviderError,
 )
+
+
+def _entry(adapter: Any) -> dict[str, Any]:
+    found = adapter.availability()
+    return {
+        "id": adapter.model_id,
+        "kind": adapter.kind,
+        "provider": "test",
+        "title": adapter.model_id,
+        "description": "a scripted model for tests",
+        "pros": [],
+        "cons": [],
+        "tags": ["test"],
+        "spec": {},
+        "available": found.available,
+        "unavailable_reason": found.reason,
+        "enable_with": found.enable_with,
+    }
 
 
 @dataclass
@@ -40,6 +59,9 @@ class ScriptedModel:
         if self.available:
             return Availability(True)
         return Availability(False, "switched off by the test", "TEST_SWITCH")
+
+    def catalogue_entry(self) -> dict[str, Any]:
+        return _entry(self)
 
     async def run(
         self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
@@ -72,6 +94,9 @@ class PollingModel:
 
     def availability(self) -> Availability:
         return Availability(True)
+
+    def catalogue_entry(self) -> dict[str, Any]:
+        return _entry(self)
 
     async def run(
         self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint

@@ -111,6 +111,10 @@ class Conveyor:
         _raise_for(response)
         return response.json()
 
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any API call (catalogue, compatibility APIs); errors raise ``ApiError``."""
+        return self._json(method, path, **kwargs)
+
     def create_job(
         self,
         *,

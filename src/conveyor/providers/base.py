@@ -107,6 +107,11 @@ class ModelAdapter(Protocol):
 
     def availability(self) -> Availability: ...
 
+    def catalogue_entry(self) -> dict[str, Any]:
+        """Catalogue data: id, kind, provider, title, description, pros, cons, tags,
+        price, spec (defaults, inputs), available, unavailable_reason, enable_with."""
+        ...
+
     async def run(
         self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
     ) -> ModelOutput:

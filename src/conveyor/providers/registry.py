@@ -17,6 +17,9 @@ class ModelRegistry:
         """Register (or replace, e.g. after an operator edits a provider) a model."""
         self._adapters[adapter.model_id] = adapter
 
+    def remove(self, model_id: str) -> None:
+        self._adapters.pop(model_id, None)
+
     def get(self, model_id: str) -> ModelAdapter | None:
         return self._adapters.get(model_id)
 

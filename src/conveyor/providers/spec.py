@@ -60,7 +60,9 @@ def _listify(value: Any) -> Any:
 StrList = Annotated[list[str], BeforeValidator(_listify)]
 
 
-def _check_path(value: str) -> str:
+def _check_path(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"a path must be a string like 'data.id', not {type(value).__name__}")
     try:
         parse_path(value)
     except PathSyntaxError as exc:

@@ -141,6 +141,36 @@ class HttpModelAdapter:
             enable_with=env_name or f"provider key '{self.provider}'",
         )
 
+    def catalogue_entry(self) -> dict[str, Any]:
+        """What the catalogue shows about this model, with its availability."""
+        model = self.model
+        found = self.availability()
+        return {
+            "id": model.id,
+            "kind": model.kind,
+            "provider": self.provider,
+            "title": model.title,
+            "description": model.description,
+            "pros": list(model.pros),
+            "cons": list(model.cons),
+            "tags": list(model.tags),
+            "license": None,
+            "price": model.price.model_dump(exclude_none=True) if model.price else None,
+            "spec": {
+                "defaults": self.defaults,
+                "inputs": [
+                    {"name": name, **field.model_dump(exclude_none=True)}
+                    for name, field in model.inputs.items()
+                ],
+                "mode": model.mode,
+                "docs": self.spec.docs,
+            },
+            "simulated": self.simulated,
+            "available": found.available,
+            "unavailable_reason": found.reason,
+            "enable_with": found.enable_with,
+        }
+
     async def run(
         self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
     ) -> ModelOutput:

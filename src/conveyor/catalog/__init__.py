@@ -1,0 +1,1 @@
+"""The catalogue: models and providers as the API shows them, and operator-added providers."""
