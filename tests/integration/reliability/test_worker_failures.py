@@ -55,9 +55,11 @@ async def api_node(
     database_url: str, data_dir: Path, sim_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = fast_settings(database_url, data_dir, simulate=True, simulator_url=sim_url)
-    async with serving(create_app(settings, workers=False)) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-            yield client
+    async with (
+        serving(create_app(settings, workers=False)) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as client,
+    ):
+        yield client
 
 
 async def _submit(client: httpx.AsyncClient, n: int) -> str:
