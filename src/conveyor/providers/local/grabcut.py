@@ -1,0 +1,143 @@
+"""Background removal without a model: OpenCV GrabCut, the last link of a fallback chain.
+
+GrabCut needs a first guess of what is background. Product photos are framed with the
+product in the middle and plain surroundings, so the guess is: a thin frame along the
+border is surely background; pixels whose colour is close to the border's median colour are
+probably background; everything else is probably foreground. GrabCut then fits colour
+models to both and cuts along edges. It runs on a copy no larger than ``WORK_SIDE`` pixels on
+its longest side (its cost grows with pixels × iterations), and the mask is scaled back and
+softened by a pixel so edges are not jagged. It keeps drop shadows and struggles when the
+product's colours match the background: hence "last resort".
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from conveyor.providers.base import Availability
+from conveyor.providers.local.engine import (
+    EngineInputError,
+    EngineOptions,
+    EngineResult,
+    EngineUnavailable,
+    OutputFile,
+)
+from conveyor.providers.local.image_decoding import decode_image
+from conveyor.providers.local.u2netp import CutOut, rgb_and_alpha
+
+WORK_SIDE = 640
+BORDER_FRACTION = 0.02
+# Distance in RGB units under which a pixel "looks like" the border colour.
+BACKGROUND_DISTANCE = 40.0
+
+
+def probe() -> Availability:
+    try:
+        _cv2()
+    except EngineUnavailable as exc:
+        return Availability(False, exc.message, exc.enable_with)
+    return Availability(True)
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError as exc:
+        raise EngineUnavailable(
+            "OpenCV is not installed", "pip install opencv-python-headless"
+        ) from exc
+    return cv2
+
+
+def grabcut_cutout(
+    image: bytes, *, iterations: int = 5, max_pixels: int = EngineOptions().max_image_pixels
+) -> CutOut:
+    """Cut the product out of a photo with GrabCut: RGBA PNG bytes."""
+    cv2 = _cv2()
+    decoded = decode_image(image, max_pixels=max_pixels)
+    rgb, source_alpha = rgb_and_alpha(decoded.image)
+    height, width = rgb.shape[:2]
+    scale = min(1.0, WORK_SIDE / max(height, width))
+    small = (
+        cv2.resize(
+            rgb,
+            (max(1, round(width * scale)), max(1, round(height * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+        if scale < 1.0
+        else rgb
+    )
+    mask = _initial_mask(small)
+    if not (mask == cv2.GC_PR_FGD).any():
+        raise EngineInputError("the photo looks like plain background: nothing to cut out")
+    background_model = np.zeros((1, 65), np.float64)
+    foreground_model = np.zeros((1, 65), np.float64)
+    bgr = np.ascontiguousarray(small[..., ::-1])
+    try:
+        cv2.grabCut(
+            bgr, mask, None, background_model, foreground_model, iterations, cv2.GC_INIT_WITH_MASK
+        )
+    except cv2.error as exc:
+        raise EngineInputError(f"GrabCut could not separate a foreground: {exc}") from exc
+    solid = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8) * 255
+    solid = _largest_regions(solid)
+    alpha = (
+        cv2.resize(solid, (width, height), interpolation=cv2.INTER_LINEAR) if scale < 1.0 else solid
+    )
+    alpha = cv2.GaussianBlur(alpha, (3, 3), 0)
+    if source_alpha is not None:
+        alpha = np.minimum(alpha, source_alpha)
+    fraction = float((alpha > 127).mean())
+    if fraction < 0.005:
+        raise EngineInputError("GrabCut found no foreground object")
+    buffer = io.BytesIO()
+    Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA").save(buffer, "PNG", compress_level=3)
+    return CutOut(buffer.getvalue(), width, height, fraction)
+
+
+def _initial_mask(rgb: np.ndarray[Any, np.dtype[np.uint8]]) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    cv2 = _cv2()
+    height, width = rgb.shape[:2]
+    border = max(1, round(min(height, width) * BORDER_FRACTION))
+    frame = np.zeros((height, width), bool)
+    frame[:border, :] = frame[-border:, :] = True
+    frame[:, :border] = frame[:, -border:] = True
+    border_colour = np.median(rgb[frame].astype(np.float32), axis=0)
+    distance = np.linalg.norm(rgb.astype(np.float32) - border_colour, axis=2)
+    mask = np.where(distance < BACKGROUND_DISTANCE, cv2.GC_PR_BGD, cv2.GC_PR_FGD).astype(np.uint8)
+    mask[frame] = cv2.GC_BGD
+    return np.asarray(mask, dtype=np.uint8)
+
+
+def _largest_regions(
+    solid: np.ndarray[Any, np.dtype[np.uint8]],
+) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    cv2 = _cv2()
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((solid > 0).astype(np.uint8))
+    if count <= 2:
+        return solid
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = 1 + np.flatnonzero(areas >= 0.02 * areas.max())
+    return np.where(np.isin(labels, keep), solid, 0).astype(np.uint8)
+
+
+def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:
+    """Entry point for ``local/grabcut``."""
+    cut = grabcut_cutout(
+        inputs["image"],
+        iterations=int(inputs.get("iterations", 5)),
+        max_pixels=options.max_image_pixels,
+    )
+    return EngineResult(
+        files=[OutputFile(cut.png, "image/png", "cutout.png")],
+        data={
+            "engine": "grabcut",
+            "width": cut.width,
+            "height": cut.height,
+            "foreground_fraction": round(cut.foreground_fraction, 4),
+        },
+    )
