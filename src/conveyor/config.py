@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.errors import ConfigurationError
@@ -75,10 +75,52 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(25 * 1024 * 1024, ge=1024)
 
     # Security
-    webhook_secret: str = ""
+    # Signs webhooks and time-limited asset links; required outside development.
+    secret_key: str = ""
     insecure: bool = False
 
     retention_days: int = Field(30, ge=1)
+
+    # Local engines
+    engine_max_image_pixels: int = Field(64_000_000, ge=1)
+    engine_tts_max_chars: int = Field(5_000, ge=1)
+    engine_onnx_threads: int = Field(1, ge=0)
+    engine_program_timeout: float = Field(60.0, gt=0)
+
+    # Vehicle-damage descriptions (recipe ``vehicle-damage``, seed 000 API under /api/v1).
+    # Model chains: the first available model is tried first, the next on failure.
+    describe_models: list[str] = Field(default_factory=lambda: ["openai/vision"], min_length=1)
+    translate_models: list[str] = Field(default_factory=lambda: ["openai/translate"], min_length=1)
+    # Seed-000 clients: JSON object name → shared HMAC key, e.g. '{"acme": "<secret>"}'.
+    # Each name is a Conveyor client (its jobs are its own); keys are never stored.
+    descriptions_clients: dict[str, SecretStr] = Field(default_factory=dict)
+    # Sync mode: translations share this budget; the whole answer waits at most
+    # descriptions_sync_wait (a little under the seed clients' 300 s read timeout).
+    descriptions_translation_budget: float = Field(45.0, gt=0, le=300)
+    descriptions_sync_wait: float = Field(290.0, gt=0, le=300)
+    # The seed's signature covers only ``lots``: the same signed lots start at most one job
+    # per window (0 turns the replay guard off). See docs/compat-descriptions.md.
+    descriptions_replay_window: float = Field(600.0, ge=0)
+
+    @field_validator("descriptions_clients")
+    @classmethod
+    def _usable_client_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, key in value.items():
+            if not name.strip() or len(name) > 100:
+                raise ValueError("descriptions client names must be 1-100 characters")
+            if not key.get_secret_value():
+                raise ValueError(f"descriptions client {name!r} has an empty shared key")
+        return value
+
+    @model_validator(mode="after")
+    def _strong_client_keys_in_prod(self) -> Settings:
+        short = [n for n, k in self.descriptions_clients.items() if len(k.get_secret_value()) < 16]
+        if self.env == "prod" and short:
+            raise ConfigurationError(
+                f"CONVEYOR_DESCRIPTIONS_CLIENTS: shared keys of {', '.join(short)} are shorter "
+                "than 16 characters (signatures would be guessable)"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -87,10 +129,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
-        if self.env == "prod" and not self.webhook_secret:
+        if self.env == "prod" and len(self.secret_key) < 32:
             raise ConfigurationError(
-                "CONVEYOR_WEBHOOK_SECRET must be set when CONVEYOR_ENV=prod "
-                "(webhook signatures would otherwise be forgeable)"
+                "CONVEYOR_SECRET_KEY (32+ characters) must be set when CONVEYOR_ENV=prod: "
+                "webhook signatures and asset links would otherwise be forgeable"
             )
         if self.storage == "s3" and not self.s3_bucket:
             raise ConfigurationError("CONVEYOR_S3_BUCKET is required when CONVEYOR_STORAGE=s3")

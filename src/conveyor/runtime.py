@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
+from conveyor.assets.links import AssetLinks
 from conveyor.assets.service import AssetService
 from conveyor.catalog.service import CatalogService
 from conveyor.clients.service import ClientService
@@ -34,7 +35,7 @@ from conveyor.jobs.webhooks import WebhookSender
 from conveyor.net.fetcher import SafeFetcher
 from conveyor.net.policy import UrlPolicy
 from conveyor.providers.base import ModelAdapter
-from conveyor.providers.catalog_setup import build_model_registry, http_overrides
+from conveyor.providers.catalog_setup import build_model_registry, cpu_limits, http_overrides
 from conveyor.providers.http import build_http_adapters
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository, RetryPolicy, TaskRegistry, Worker, WorkerConfig
@@ -67,7 +68,8 @@ class Runtime:
     fetcher: SafeFetcher
     cpu: ProcessPoolRunner
     watch: CancellationWatch
-    webhook_secret: str
+    secret_key: str
+    asset_links: AssetLinks | None = None
     listener: PostgresListener | None = None
     worker: Worker | None = None
     simulator: RunningSimulator | None = None
@@ -85,6 +87,7 @@ class Runtime:
             events=self.events,
             watch=self.watch,
             max_input_bytes=self.settings.fetch_max_bytes,
+            asset_links=self.asset_links,
         )
 
     def worker_config(self) -> WorkerConfig:
@@ -110,7 +113,7 @@ class Runtime:
                 self.db,
                 self.clock,
                 self.fetcher,
-                secret=self.webhook_secret,
+                secret=self.secret_key,
                 render_job=_render_job,
             ),
             item_timeout=self.settings.item_timeout,
@@ -156,18 +159,18 @@ def _render_job(job: object) -> dict[str, object]:
     return JobOut.from_row(job).model_dump(mode="json")  # type: ignore[arg-type]
 
 
-def _webhook_secret(settings: Settings) -> str:
+def _secret_key(settings: Settings) -> str:
     """The configured secret, or in dev a random one kept in the data directory."""
-    if settings.webhook_secret:
-        return settings.webhook_secret
-    path = Path(settings.data_dir) / "webhook-secret"
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir) / "secret-key"
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_hex(32)
     path.write_text(secret)
     path.chmod(0o600)
-    log.warning("CONVEYOR_WEBHOOK_SECRET not set; using a generated secret in %s", path)
+    log.warning("CONVEYOR_SECRET_KEY not set; using a generated secret in %s", path)
     return secret
 
 
@@ -209,7 +212,7 @@ async def open_runtime(
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
     )
     fetcher = SafeFetcher(http, UrlPolicy.from_settings(settings))
-    cpu = ProcessPoolRunner(settings.process_pool_size)
+    cpu = ProcessPoolRunner(settings.process_pool_size, limits=cpu_limits(settings))
     models = build_model_registry(settings, http=http, cpu=cpu)
     for adapter in extra_adapters:
         models.add(adapter)
@@ -236,6 +239,7 @@ async def open_runtime(
         max_items=settings.max_items_per_job,
         simulated=settings.simulate,
     )
+    secret_key = _secret_key(settings)
     listener = None
     if db.dialect == "postgresql":
         listener = PostgresListener(settings.resolved_database_url)
@@ -261,7 +265,10 @@ async def open_runtime(
         fetcher=fetcher,
         cpu=cpu,
         watch=CancellationWatch(db, events),
-        webhook_secret=_webhook_secret(settings),
+        secret_key=secret_key,
+        asset_links=AssetLinks(secret_key, settings.public_url, clock)
+        if settings.public_url
+        else None,
         listener=listener,
         simulator=simulator,
     )

@@ -27,7 +27,7 @@ def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "retry_max_delay": 0.05,
         "shutdown_grace": 1.0,
         "process_pool_size": 1,
-        "webhook_secret": "test-secret",
+        "secret_key": "test-secret",
         "allow_private_urls": True,
         **overrides,
     }

@@ -14,11 +14,16 @@ def test_defaults_are_the_single_machine_setup() -> None:
     assert settings.resolved_storage_path == Path("data/assets")
 
 
-def test_prod_refuses_to_start_without_webhook_secret() -> None:
-    with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET"):
+def test_prod_refuses_to_start_without_a_strong_secret_key() -> None:
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
         Settings(_env_file=None, env="prod")
 
 
 def test_s3_storage_needs_a_bucket() -> None:
     with pytest.raises(ConfigurationError, match="S3_BUCKET"):
         Settings(_env_file=None, storage="s3")
+
+
+def test_prod_accepts_a_strong_secret_key() -> None:
+    settings = Settings(_env_file=None, env="prod", secret_key="x" * 32)
+    assert settings.secret_key == "x" * 32

@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Path, Request, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
+from conveyor.assets.links import AssetLinks
+from conveyor.assets.repository import Asset
 from conveyor.assets.schemas import AssetOut
 from conveyor.assets.service import AssetService
 from conveyor.clients.dependencies import CurrentClient
+from conveyor.errors import Forbidden
+from conveyor.storage import ObjectStream
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
@@ -46,6 +50,38 @@ async def get_asset(request: Request, client: CurrentClient, asset_id: AssetId) 
     return AssetOut.from_asset(await asset_service(request).get(asset_id, client_id=client.id))
 
 
+def _stream_asset(service: AssetService, asset: Asset, stream: ObjectStream) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        async with stream:
+            async for chunk in stream:
+                yield chunk
+
+    headers = {"Content-Length": str(asset.size), "Cache-Control": "private, max-age=3600"}
+    if asset.filename:
+        headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(asset.filename)}"
+    return StreamingResponse(body(), media_type=asset.mime_type, headers=headers)
+
+
+@router.get(
+    "/{asset_id}/signed",
+    response_class=StreamingResponse,
+    summary="Asset bytes through a signed, time-limited link (no API key)",
+    responses={200: {"content": {"application/octet-stream": {}}}, 403: {}, 404: {}},
+)
+async def get_signed_content(
+    request: Request,
+    asset_id: AssetId,
+    expires: Annotated[int, Query(ge=0, le=2**40)],
+    sig: Annotated[str, Query(min_length=64, max_length=64)],
+) -> StreamingResponse:
+    links: AssetLinks | None = request.app.state.runtime.asset_links
+    if links is None or not links.valid(asset_id, expires, sig):
+        raise Forbidden("invalid or expired link", code="INVALID_LINK")
+    service = asset_service(request)
+    asset = await service.get(asset_id)
+    return _stream_asset(service, asset, await service.storage.open(asset.storage_key))
+
+
 @router.get(
     "/{asset_id}/content",
     response_class=StreamingResponse,
@@ -57,14 +93,4 @@ async def get_asset_content(
 ) -> StreamingResponse:
     service = asset_service(request)
     asset = await service.get(asset_id, client_id=client.id)
-    stream = await service.storage.open(asset.storage_key)
-
-    async def body() -> AsyncIterator[bytes]:
-        async with stream:
-            async for chunk in stream:
-                yield chunk
-
-    headers = {"Content-Length": str(asset.size), "Cache-Control": "private, max-age=3600"}
-    if asset.filename:
-        headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(asset.filename)}"
-    return StreamingResponse(body(), media_type=asset.mime_type, headers=headers)
+    return _stream_asset(service, asset, await service.storage.open(asset.storage_key))

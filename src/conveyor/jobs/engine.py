@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from conveyor.assets.links import AssetLinks
+from conveyor.assets.repository import Asset
 from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
@@ -116,6 +118,8 @@ class EngineDeps:
     events: EventBus
     watch: CancellationWatch
     max_input_bytes: int = 25 * 1024 * 1024
+    # How remote providers reach stored inputs when storage can't presign (public_url set).
+    asset_links: AssetLinks | None = None
 
 
 def _step_output(output: ModelOutput) -> dict[str, Any]:
@@ -397,6 +401,7 @@ class ItemHandler:
             job_id=job.id,
             item_id=item.id,
             max_bytes=deps.max_input_bytes,
+            link_for=_link_maker(deps.asset_links),
         )
         run = ItemExecution(deps, job, item, prior, files)
         deps.watch.track(job.id)
@@ -527,6 +532,16 @@ async def close_item(
                     )
                 ],
             )
+
+
+def _link_maker(links: AssetLinks | None) -> Callable[[Asset], Awaitable[str | None]] | None:
+    if links is None:
+        return None
+
+    async def link_for(asset: Asset) -> str | None:
+        return links.url(asset.id)
+
+    return link_for
 
 
 def progress_data(job: JobRow) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from conveyor.assets.links import AssetLinks
 from conveyor.clients.service import ClientService
 from conveyor.core.clock import SystemClock
 from conveyor.core.db import Database
@@ -135,3 +136,30 @@ async def test_malformed_requests(serve: Serve) -> None:
             422,
         )
         assert (await client.get("/v1/jobs")).json()["data"] == []
+
+
+async def test_signed_asset_links_work_without_a_key_and_expire(
+    serve: Serve, database_url: str
+) -> None:
+    key = await _key(database_url, "owner")
+    async with serve(public_url="http://conveyor.example") as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        asset = (
+            await client.post(
+                "/v1/assets", files={"file": ("a.png", b"\x89PNG\r\n\x1a\nDATA")}, headers=auth
+            )
+        ).json()
+        links = client.app.state.runtime.asset_links  # type: ignore[attr-defined]
+        url = links.url(asset["id"])
+        assert url.startswith("http://conveyor.example/v1/assets/")
+        path = url.removeprefix("http://conveyor.example")
+        ok = await client.get(path)
+        assert ok.status_code == 200
+        assert ok.content == b"\x89PNG\r\n\x1a\nDATA"
+        assert ok.headers["content-type"] == "image/png"
+        _assert_error(await client.get(path[:-1] + ("0" if path[-1] != "0" else "1")), 403)
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        stale = AssetLinks(runtime.secret_key, "http://conveyor.example", runtime.clock, ttl=-1)
+        expired = stale.url(asset["id"]).removeprefix("http://conveyor.example")
+        _assert_error(await client.get(expired), 403)
+        _assert_error(await client.get(f"/v1/assets/{asset['id']}/content"), 401)

@@ -43,7 +43,7 @@ def _worker_env(database_url: str, data_dir: Path, sim_url: str, **extra: str) -
         "CONVEYOR_SWEEP_INTERVAL": "1",
         "CONVEYOR_QUEUE_POLL_INTERVAL": "0.2",
         "CONVEYOR_PROCESS_POOL_SIZE": "1",
-        "CONVEYOR_WEBHOOK_SECRET": "test-secret",
+        "CONVEYOR_SECRET_KEY": "test-secret",
         "CONVEYOR_ENV_FILE": str(data_dir / "none.env"),
         "CONVEYOR_LOG_LEVEL": "INFO",
         **extra,
