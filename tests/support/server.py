@@ -25,7 +25,8 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(30):
+        # Generous: start-up migrates and starts workers, and CI machines are shared.
+        async with asyncio.timeout(90):
             while not server.started:
                 if task.done():
                     task.result()
