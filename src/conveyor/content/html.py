@@ -69,7 +69,10 @@ _CLEANER = nh3.Cleaner(
 # Every repeated part stops at the next delimiter ("[^<>]", "[^*]", "[^_]"), so a hostile
 # string of thousands of unclosed "<a" or "**x" costs linear, not quadratic, time.
 _HAS_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^<>]*>")
-_BOLD = re.compile(r"\*\*(?=[^\s*])([^*]+?)(?<=\S)\*\*|__(?=[^\s_])([^_]+?)(?<=\S)__")
+# Bold never spans markup: "**<br>**" in HTML must stay text, or a second pass would eat it.
+_BOLD = re.compile(
+    r"\*\*(?=[^\s*<>])([^*<>]+?)(?<=[^\s<>])\*\*|__(?=[^\s_<>])([^_<>]+?)(?<=[^\s<>])__"
+)
 _ITALIC = re.compile(
     r"(?<![*\w])\*(?=\S)([^*]+?)(?<=\S)\*(?![*\w])|(?<!\w)_(?=\S)([^_]+?)(?<=\S)_(?!\w)"
 )
@@ -93,8 +96,13 @@ def sanitize_description_html(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         return ""
-    prepared = _from_html(text) if _HAS_TAG.search(text) else _from_plain_text(text)
+    is_html = bool(_HAS_TAG.search(text))
+    prepared = _from_html(text) if is_html else _from_plain_text(text)
     cleaned = _CLEANER.clean(prepared).strip()
+    if is_html:
+        # Markdown bold inside HTML is converted on the cleaned (escaped) text, the same
+        # form plain text is converted in, so a second pass finds nothing left to change.
+        cleaned = _BOLD.sub(_bold, cleaned)
     if cleaned and not _BLOCK_TAG.search(cleaned):
         # Inline-only HTML ("Front <b>bumper</b> dented") still becomes a paragraph, so
         # every description has the same shape. Wrapping sanitised text adds no risk.
@@ -106,8 +114,7 @@ def _from_html(text: str) -> str:
     for pattern, name in _RENAMES:
         text = pattern.sub(rf"<\1{name}>", text)
     text = _HEADING_OPEN.sub("<p><b>", text)
-    text = _HEADING_CLOSE.sub("</b></p>", text)
-    return _BOLD.sub(_bold, text)
+    return _HEADING_CLOSE.sub("</b></p>", text)
 
 
 def _from_plain_text(text: str) -> str:
