@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,7 +36,13 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 30)
+        except TimeoutError:
+            # Say where shutdown is stuck before failing: the stacks of every task.
+            for pending in asyncio.all_tasks():
+                pending.print_stack(limit=8, file=sys.stderr)
+            raise
 
 
 class ServerThread:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.assets import repository
 from conveyor.assets.models import SOURCE_GENERATED, SOURCE_UPLOADED
@@ -22,6 +25,7 @@ from conveyor.core.db import Database
 from conveyor.core.ids import new_id
 from conveyor.errors import BadRequest, NotFound, UnsupportedMediaType
 from conveyor.storage import StorageBackend, content_key, ingest, store_ingested
+from conveyor.storage.ingest import HEAD_SIZE
 
 OCTET_STREAM = "application/octet-stream"
 
@@ -71,8 +75,13 @@ class AssetService:
         item_id: str | None = None,
         parent_asset_id: str | None = None,
         meta: dict[str, Any] | None = None,
+        record: bool = True,
     ) -> Asset:
-        """Store a stream as a new asset (the bytes once per content, the row always)."""
+        """Store a stream as a new asset (the bytes once per content, the row always).
+
+        With ``record=False`` the row is not written: the caller adds it with ``record()``
+        inside its own transaction (the engine writes it together with the step's result).
+        """
         async with await ingest(chunks, max_bytes=max_bytes or self.max_upload_bytes) as spooled:
             mime = sniff_mime(spooled.head) or OCTET_STREAM
             if allowed_types is not None and mime not in allowed_types:
@@ -98,9 +107,15 @@ class AssetService:
                 meta=meta,
                 created_at=self.clock.now(),
             )
-        async with self.db.write() as conn:
-            await repository.insert_asset(conn, asset)
+        if record:
+            async with self.db.write() as conn:
+                await repository.insert_asset(conn, asset)
         return asset
+
+    async def record(self, conn: AsyncConnection, assets: list[Asset]) -> None:
+        """Write asset rows in the caller's transaction (see ``ingest(record=False)``)."""
+        for asset in assets:
+            await repository.insert_asset(conn, asset)
 
     async def store_bytes(
         self,
@@ -113,18 +128,35 @@ class AssetService:
         item_id: str | None = None,
         parent_asset_id: str | None = None,
         meta: dict[str, Any] | None = None,
+        record: bool = True,
     ) -> Asset:
-        return await self.ingest(
-            client_id,
-            _one_chunk(data),
-            filename=filename,
+        """Store bytes already in memory (no spooling: they are hashed and written once)."""
+        if not data:
+            raise BadRequest("the file is empty")
+        mime = sniff_mime(data[:HEAD_SIZE]) or OCTET_STREAM
+        digest = hashlib.sha256(data).hexdigest()
+        key = content_key(digest, extension_for(mime))
+        if not await self.storage.exists(key):
+            await self.storage.write(key, _one_chunk(data), content_type=mime)
+        asset = Asset(
+            id=new_id(),
+            client_id=client_id,
+            sha256=digest,
+            mime_type=mime,
+            size=len(data),
+            storage_key=key,
             source_type=source_type,
-            max_bytes=max(len(data), 1),
+            parent_asset_id=parent_asset_id,
             job_id=job_id,
             item_id=item_id,
-            parent_asset_id=parent_asset_id,
+            filename=_clean_filename(filename),
             meta=meta,
+            created_at=self.clock.now(),
         )
+        if record:
+            async with self.db.write() as conn:
+                await repository.insert_asset(conn, asset)
+        return asset
 
     async def get(self, asset_id: str, *, client_id: str | None = None) -> Asset:
         """The asset, if it exists and (when ``client_id`` is given) belongs to that client."""

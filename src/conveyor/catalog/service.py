@@ -3,7 +3,6 @@ recipes. Operators add providers as data (YAML) at run time; every node picks th
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from typing import Any
 from conveyor.catalog import repository
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
+from conveyor.core.periodic import every
 from conveyor.errors import NotFound
 from conveyor.providers.base import ModelAdapter
 from conveyor.providers.registry import ModelRegistry
@@ -159,10 +159,8 @@ class CatalogService:
         return True
 
     async def follow_changes(self, interval: float = 30.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if await self.refresh():
-                    log.info("provider specs changed; models reloaded")
-            except Exception:
-                log.exception("provider spec refresh failed")
+        async def check() -> None:
+            if await self.refresh():
+                log.info("provider specs changed; models reloaded")
+
+        await every(interval, check, name="provider spec refresh")

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,8 +33,17 @@ log = logging.getLogger(__name__)
 Dialect = Literal["sqlite", "postgresql"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_AFTER_COMMIT = "conveyor_after_commit"
-_TX_STATE = "conveyor_tx_state"
+
+
+@dataclass
+class _Transaction:
+    hooks: list[Callable[[], None]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+_TRANSACTIONS: weakref.WeakKeyDictionary[AsyncConnection, _Transaction] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -106,16 +117,17 @@ class Database:
             await self._write_lock.acquire()
         try:
             async with self._writer.connect() as conn:
-                # conn.info outlives the checkout: never let stale state leak in.
-                conn.info.pop(_AFTER_COMMIT, None)
-                conn.info.pop(_TX_STATE, None)
+                # Per-transaction state lives beside the connection object, never in it: after
+                # a cancelled statement the connection may be invalid, and touching it again
+                # would try to reconnect from code that can't do I/O.
+                transaction = _Transaction()
+                _TRANSACTIONS[conn] = transaction
                 try:
                     async with conn.begin():
                         yield conn
                 finally:
-                    # Popped on failure too; hooks run only when no exception escaped.
-                    hooks: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
-                    conn.info.pop(_TX_STATE, None)
+                    _TRANSACTIONS.pop(conn, None)
+                hooks = transaction.hooks
         finally:
             if self.is_sqlite:
                 self._write_lock.release()
@@ -142,8 +154,10 @@ class Database:
 
 def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the transaction ``conn`` is in commits; dropped on rollback."""
-    hooks: list[Callable[[], None]] = conn.info.setdefault(_AFTER_COMMIT, [])
-    hooks.append(callback)
+    transaction = _TRANSACTIONS.get(conn)
+    if transaction is None:
+        raise RuntimeError("after_commit needs a connection from Database.write()")
+    transaction.hooks.append(callback)
 
 
 def tx_state(conn: AsyncConnection) -> dict[str, Any]:
@@ -151,8 +165,10 @@ def tx_state(conn: AsyncConnection) -> dict[str, Any]:
 
     Hooks must not touch ``conn`` itself: they run after the connection went back to the pool.
     """
-    state: dict[str, Any] = conn.info.setdefault(_TX_STATE, {})
-    return state
+    transaction = _TRANSACTIONS.get(conn)
+    if transaction is None:
+        raise RuntimeError("tx_state needs a connection from Database.write()")
+    return transaction.state
 
 
 def standalone_engine(url: str) -> AsyncEngine:

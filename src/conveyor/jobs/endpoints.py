@@ -212,9 +212,11 @@ def _json_default(value: object) -> str:
 
 async def _event_stream(request: Request, service: JobService, job: JobRow) -> AsyncIterator[bytes]:
     with service.events.subscribe(job.id) as queue:
+        since = service.clock.now()
         snapshot = JobOut.from_row(job)
         yield _sse("job", snapshot.model_dump(mode="json"))
         last = snapshot.progress
+        reported: set[str] = set()
         while not job.finished:
             event: JobEvent | None = None
             with contextlib.suppress(TimeoutError):
@@ -223,6 +225,7 @@ async def _event_stream(request: Request, service: JobService, job: JobRow) -> A
             if await request.is_disconnected():
                 return
             if event is not None and event.type.startswith("item."):
+                reported.add(str(event.data.get("item_id")))
                 yield _sse(event.type, {"job_id": job.id, **event.data})
                 continue
             if event is None:
@@ -234,6 +237,20 @@ async def _event_stream(request: Request, service: JobService, job: JobRow) -> A
                 last = progress
                 yield _sse(
                     "progress", {"job_id": job.id, "status": job.status, **progress.model_dump()}
+                )
+        # An item's event can trail the commit that finished the job (it is published after
+        # commit, by another task or node): report from the rows whatever we did not see.
+        for item in await service.items_finished_since(job, since):
+            if item.id not in reported:
+                yield _sse(
+                    f"item.{item.status}",
+                    {
+                        "job_id": job.id,
+                        "item_id": item.id,
+                        "key": item.key,
+                        "seq": item.seq,
+                        "error": item.error,
+                    },
                 )
         yield _sse("finished", JobOut.from_row(job).model_dump(mode="json"))
 

@@ -22,8 +22,9 @@ from conveyor.assets.links import AssetLinks
 from conveyor.assets.repository import Asset
 from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
-from conveyor.core.db import Database
+from conveyor.core.db import Database, after_commit
 from conveyor.core.ids import new_id
+from conveyor.core.periodic import cancelling
 from conveyor.errors import ConveyorError
 from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
@@ -101,6 +102,8 @@ class CancellationWatch:
                         async with self._db.read() as conn:
                             self._cancelled |= await repo.cancelled_among(conn, list(self._tracked))
                     except Exception:
+                        if cancelling():
+                            raise asyncio.CancelledError() from None
                         log.exception("cancellation check failed")
 
 
@@ -158,6 +161,7 @@ class ItemExecution:
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     last_model: str | None = None
+    started: bool = False
 
     @property
     def item_id(self) -> str:
@@ -200,8 +204,20 @@ class ItemExecution:
     def cancelled(self) -> bool:
         return self.deps.watch.is_cancelled(self.job.id)
 
+    async def _record(self, conn: AsyncConnection) -> None:
+        """What every write of this run carries: the item's start, and new files' rows."""
+        if not self.started:
+            await repo.start_item(conn, self.item, self.now())
+
+            def mark() -> None:
+                self.started = True
+
+            after_commit(conn, mark)
+        await self.files.flush(conn)
+
     async def set_stage(self, stage: str) -> None:
         async with self.deps.db.write() as conn:
+            await self._record(conn)
             if await repo.set_item_stage(conn, self.item, stage, self.now()):
                 await self.deps.events.emit(
                     conn, JobEvent(self.job.id, "job.status", {"status": "translating"})
@@ -288,6 +304,7 @@ class ItemExecution:
 
         async def checkpoint(state: ProviderState) -> None:
             async with db.write() as conn:
+                await self._record(conn)
                 await repo.save_step_run(
                     conn,
                     {
@@ -354,6 +371,7 @@ class ItemExecution:
         cost: float | None = None,
     ) -> None:
         async with self.deps.db.write() as conn:
+            await self._record(conn)
             await repo.save_step_run(
                 conn,
                 {
@@ -389,11 +407,6 @@ class ItemHandler:
         if recipe is None:
             await self._finish(ctx, job, item, ITEM_FAILED, error=f"unknown recipe {job.recipe!r}")
             return
-        if item.status == ITEM_PENDING:
-            async with deps.db.write() as conn:
-                if not await repo.start_item(conn, item, deps.clock.now()):
-                    await ctx.complete(conn)
-                    return
         files = ItemFiles(
             deps.assets,
             deps.downloader,
@@ -403,7 +416,7 @@ class ItemHandler:
             max_bytes=deps.max_input_bytes,
             link_for=_link_maker(deps.asset_links),
         )
-        run = ItemExecution(deps, job, item, prior, files)
+        run = ItemExecution(deps, job, item, prior, files, started=item.status != ITEM_PENDING)
         deps.watch.track(job.id)
         try:
             output = await recipe.run(run)
@@ -445,6 +458,8 @@ class ItemHandler:
             if run.provenance:
                 output["provenance"] = run.provenance
         async with self.deps.db.write() as conn:
+            if run is not None:
+                await run.files.flush(conn)
             await close_item(
                 self.deps,
                 conn,

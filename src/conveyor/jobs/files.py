@@ -13,9 +13,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from conveyor.assets.models import SOURCE_DERIVED, SOURCE_GENERATED
 from conveyor.assets.repository import Asset
 from conveyor.assets.service import AssetService, decode_data_url
+from conveyor.core.db import after_commit
 from conveyor.errors import BadRequest, PayloadTooLarge
 from conveyor.providers.base import FileInput, StoredFile
 from conveyor.providers.errors import PermanentProviderError
@@ -56,10 +59,28 @@ class ItemFiles:
         self._item_id = item_id
         self._max_bytes = max_bytes
         self._link_for = link_for
+        # Stored files whose rows are written with the step that made them (``flush``).
+        self._pending: dict[str, Asset] = {}
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Write the rows of files stored since the last flush, in the caller's transaction."""
+        batch = list(self._pending.values())
+        if not batch:
+            return
+        await self._assets.record(conn, batch)
+
+        def forget() -> None:
+            for asset in batch:
+                self._pending.pop(asset.id, None)
+
+        after_commit(conn, forget)
 
     async def _asset(self, file: FileInput) -> Asset:
         if file.asset_id is None:
             raise PermanentProviderError("file input has neither asset_id nor url")
+        pending = self._pending.get(file.asset_id)
+        if pending is not None:
+            return pending
         return await self._assets.get(file.asset_id, client_id=self._client_id)
 
     async def read(self, file: FileInput, *, max_bytes: int | None = None) -> bytes:
@@ -103,7 +124,9 @@ class ItemFiles:
             source_type=SOURCE_GENERATED,
             job_id=self._job_id,
             item_id=self._item_id,
+            record=False,
         )
+        self._pending[asset.id] = asset
         return stored(asset)
 
     async def store_from_url(self, url: str) -> StoredFile:
@@ -129,7 +152,7 @@ class ItemFiles:
     async def _ingest(
         self, chunks: AsyncIterable[bytes], source_type: str, url: str | None
     ) -> Asset:
-        return await self._assets.ingest(
+        asset = await self._assets.ingest(
             self._client_id,
             chunks,
             source_type=source_type,
@@ -137,4 +160,7 @@ class ItemFiles:
             job_id=self._job_id,
             item_id=self._item_id,
             meta={"source_url": url} if url and len(url) <= 2048 else None,
+            record=False,
         )
+        self._pending[asset.id] = asset
+        return asset

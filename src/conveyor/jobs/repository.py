@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.jobs.models import (
@@ -183,6 +183,17 @@ async def list_items(
     return [item_row(r) for r in await conn.execute(stmt)]
 
 
+async def items_finished_since(
+    conn: AsyncConnection, job_id: str, since: datetime
+) -> list[ItemRow]:
+    stmt = (
+        select(items)
+        .where(items.c.job_id == job_id, items.c.finished_at >= since)
+        .order_by(items.c.seq)
+    )
+    return [item_row(r) for r in await conn.execute(stmt)]
+
+
 async def get_item(conn: AsyncConnection, item_id: str) -> ItemRow | None:
     row = (await conn.execute(select(items).where(items.c.id == item_id))).first()
     return item_row(row) if row is not None else None
@@ -303,6 +314,7 @@ async def finish_item(
             error_code=error_code,
             model_used=model_used,
             cost=cost,
+            started_at=func.coalesce(items.c.started_at, now),
             finished_at=now,
             updated_at=now,
         )
@@ -316,7 +328,18 @@ async def finish_item(
         await conn.execute(
             update(jobs)
             .where(jobs.c.id == item.job_id)
-            .values({counter.name: counter + 1, "cost": jobs.c.cost + cost, "updated_at": now})
+            .values(
+                {
+                    counter.name: counter + 1,
+                    "cost": jobs.c.cost + cost,
+                    "updated_at": now,
+                    # An item can finish before any step wrote (it failed at once).
+                    "status": case(
+                        (jobs.c.status == JOB_PENDING, JOB_PROCESSING), else_=jobs.c.status
+                    ),
+                    "started_at": func.coalesce(jobs.c.started_at, now),
+                }
+            )
             .returning(*jobs.c)
         )
     ).one()

@@ -4,7 +4,6 @@ does it, under a lease, once an hour."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -13,6 +12,7 @@ from sqlalchemy import delete
 from conveyor.assets import repository as assets_repo
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
+from conveyor.core.periodic import every
 from conveyor.jobs import repository as repo
 from conveyor.jobs.models import jobs
 from conveyor.queue import QueueRepository
@@ -42,19 +42,15 @@ class RetentionSweeper:
         self.batch = batch
 
     async def run(self, *, holder: str) -> None:
-        while True:
-            try:
-                async with self.db.write() as conn:
-                    leased = await self.queue.try_lease(
-                        conn, "retention", holder, ttl=self.interval * 1.5
-                    )
-                if leased:
-                    purged = await self.purge()
-                    if purged:
-                        log.info("retention purged %d jobs older than %d days", purged, self.days)
-            except Exception:
-                log.exception("retention sweep failed")
-            await asyncio.sleep(self.interval)
+        await every(self.interval, lambda: self.sweep(holder), name="retention sweep")
+
+    async def sweep(self, holder: str) -> None:
+        async with self.db.write() as conn:
+            leased = await self.queue.try_lease(conn, "retention", holder, ttl=self.interval * 1.5)
+        if leased:
+            purged = await self.purge()
+            if purged:
+                log.info("retention purged %d jobs older than %d days", purged, self.days)
 
     async def purge(self) -> int:
         """Delete expired jobs in batches; returns how many."""

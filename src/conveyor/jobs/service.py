@@ -309,6 +309,10 @@ class JobService:
         page, more = rows[:limit], len(rows) > limit
         return page, encode_cursor({"seq": page[-1].seq}) if more and page else None
 
+    async def items_finished_since(self, job: JobRow, since: datetime) -> list[ItemRow]:
+        async with self.db.read() as conn:
+            return await repo.items_finished_since(conn, job.id, since)
+
     # -- changing ----------------------------------------------------------------------
 
     async def cancel(self, client: Client | None, job_id: str) -> JobRow:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from conveyor.core.db import Database
 from conveyor.core.ids import new_id
 from conveyor.core.notify import Signal
+from conveyor.core.periodic import every
 from conveyor.queue import metrics
 from conveyor.queue.errors import LostTask, PermanentTaskError, RetryTaskLater
 from conveyor.queue.repository import QueueRepository, Task
@@ -145,8 +146,14 @@ class Worker:
                 conn, self.id, name=self.config.name, concurrency=self.config.concurrency
             )
         background = [
-            asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
-            asyncio.create_task(self._sweep_loop(), name="worker-sweeper"),
+            asyncio.create_task(
+                every(self.config.heartbeat_interval, self._heartbeat, name="heartbeat"),
+                name="worker-heartbeat",
+            ),
+            asyncio.create_task(
+                every(self.config.sweep_interval, self._sweep, name="sweep"),
+                name="worker-sweeper",
+            ),
         ]
         self.started.set()
         log.info("worker %s (%s) started", self.id, self.config.name)
@@ -293,38 +300,25 @@ class Worker:
             except Exception:
                 self._unreported.append(action)
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.heartbeat_interval)
-            try:
-                async with self.db.write() as conn:
-                    alive = await self.repo.heartbeat(conn, self.id, in_flight=self.in_flight)
-                    if not alive:
-                        # We were given up for dead (a long pause); our tasks are fenced off,
-                        # so re-registering is safe.
-                        log.warning("worker row was swept; registering again")
-                        await self.repo.register_worker(
-                            conn,
-                            self.id,
-                            name=self.config.name,
-                            concurrency=self.config.concurrency,
-                        )
-                await self._retry_unreported()
-            except Exception:
-                log.exception("heartbeat failed")
+    async def _heartbeat(self) -> None:
+        async with self.db.write() as conn:
+            alive = await self.repo.heartbeat(conn, self.id, in_flight=self.in_flight)
+            if not alive:
+                # We were given up for dead (a long pause); our tasks are fenced off, so
+                # registering again is safe.
+                log.warning("worker row was swept; registering again")
+                await self.repo.register_worker(
+                    conn, self.id, name=self.config.name, concurrency=self.config.concurrency
+                )
+        await self._retry_unreported()
 
-    async def _sweep_loop(self) -> None:
-        lease_ttl = self.config.sweep_interval * 2
-        while True:
-            await asyncio.sleep(self.config.sweep_interval)
-            try:
-                async with self.db.write() as conn:
-                    if await self.repo.try_lease(conn, "sweeper", self.id, ttl=lease_ttl):
-                        requeued = await self.repo.sweep(conn, stale_after=self.config.stale_after)
-                        if requeued:
-                            log.warning("sweeper requeued %d tasks of silent workers", requeued)
-            except Exception:
-                log.exception("sweep failed")
+    async def _sweep(self) -> None:
+        async with self.db.write() as conn:
+            lease_ttl = self.config.sweep_interval * 2
+            if await self.repo.try_lease(conn, "sweeper", self.id, ttl=lease_ttl):
+                requeued = await self.repo.sweep(conn, stale_after=self.config.stale_after)
+                if requeued:
+                    log.warning("sweeper requeued %d tasks of silent workers", requeued)
 
     async def _drain(self) -> None:
         if not self._running:
