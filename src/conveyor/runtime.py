@@ -216,6 +216,11 @@ async def open_runtime(
     models = build_model_registry(settings, http=http, cpu=cpu)
     for adapter in extra_adapters:
         models.add(adapter)
+    for adapter in models.all():
+        found = adapter.availability()
+        if adapter.model_id.startswith("local/") and not found.available:
+            # Say at start-up what a skipped install step costs, and how to fix it.
+            log.warning("%s unavailable: %s", adapter.model_id, found.reason)
     recipes = RecipeRegistry(default_recipes(settings))
     overrides = http_overrides(settings)
     catalog = CatalogService(

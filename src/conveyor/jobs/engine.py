@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from conveyor.errors import ConveyorError
 from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.files import Downloader, ItemFiles
+from conveyor.jobs.metrics import ITEMS_FINISHED, STEP_SECONDS
 from conveyor.jobs.models import (
     ITEM_CANCELLED,
     ITEM_COMPLETED,
@@ -328,10 +330,13 @@ class ItemExecution:
             if resume_row and resume_row.external_task_id
             else None
         )
+        timer = time.perf_counter()
+        outcome = "failed"
         try:
             output = await self.deps.models.get(model_id).run(  # type: ignore[union-attr]
                 call, resume=resume, checkpoint=checkpoint
             )
+            outcome = "succeeded"
         except ProviderCancelled as exc:
             await self._save(base, STEP_CANCELLED, error=exc.message)
             raise ItemCancelled() from exc
@@ -355,6 +360,8 @@ class ItemExecution:
             # Input problems surfacing inside a model (a file too large, a refused URL...).
             await self._save(base, STEP_FAILED, error=exc.message)
             raise PermanentProviderError(exc.message) from exc
+        finally:
+            STEP_SECONDS.labels(model_id, outcome).observe(time.perf_counter() - timer)
         output.model_id = model_id
         self.cost += output.cost or 0.0
         await self._save(base, STEP_SUCCEEDED, output=_step_output(output), cost=output.cost)
@@ -521,6 +528,7 @@ async def close_item(
     )
     if outcome is None:
         return
+    ITEMS_FINISHED.labels(job.recipe, status).inc()
     updated = outcome.job
     await deps.events.emit(
         conn,

@@ -48,6 +48,25 @@ async def test_wait_returns_the_finished_job_with_results(serve: Serve) -> None:
     assert model.calls == {"a": 1, "b": 1}
 
 
+async def test_metrics_count_claims_steps_and_items(serve: Serve) -> None:
+    async with serve(ScriptedModel(broken={"x"})) as client:
+        await client.post(
+            "/v1/jobs",
+            json={"model": "test/echo", "items": [{"text": "ok"}, {"text": "x"}], "wait": 20},
+        )
+        text = (await client.get("/metrics")).text
+    lines = {
+        line.split(" ")[0]: line.split(" ")[1]
+        for line in text.splitlines()
+        if line and line[0] != "#"
+    }
+    assert float(lines['conveyor_step_seconds_count{model="test/echo",outcome="succeeded"}']) >= 1
+    assert float(lines['conveyor_step_seconds_count{model="test/echo",outcome="failed"}']) >= 1
+    assert float(lines['conveyor_items_finished_total{recipe="model",status="failed"}']) >= 1
+    assert float(lines["conveyor_queue_claims_total"]) >= 2
+    assert lines['conveyor_queue_tasks{status="queued"}'] == "0.0"
+
+
 async def test_without_wait_the_job_is_accepted_and_finishes_later(serve: Serve) -> None:
     async with serve(ScriptedModel(delay=0.05)) as client:
         response = await client.post(
