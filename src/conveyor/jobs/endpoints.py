@@ -86,7 +86,7 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JobPage:
-    rows, next_cursor = await job_service(request).list(
+    rows, next_cursor = await job_service(request).list_jobs(
         client, status=status, limit=limit, cursor=cursor
     )
     return JobPage(data=[JobOut.from_row(r) for r in rows], next_cursor=next_cursor)

@@ -142,7 +142,7 @@ class ItemFiles:
                 data, _ = decode_data_url(url)
             except BadRequest as exc:
                 raise PermanentProviderError(exc.message) from exc
-            chunks: AsyncIterator[bytes] = _chunks(data)
+            chunks: AsyncIterable[bytes] = _chunks(data)
             asset = await self._ingest(chunks, source_type, url=None)
             return stored(asset)
         async with self._downloader.stream(url, max_bytes=self._max_bytes) as chunks:

@@ -86,7 +86,7 @@ class JobOut(BaseModel):
         done = job.completed + job.failed + job.cancelled
         return cls(
             id=job.id,
-            status=job.status,  # type: ignore[arg-type]
+            status=job.status,
             recipe=job.recipe,
             model=job.model,
             stage=job.stage,
@@ -134,7 +134,7 @@ class ItemOut(BaseModel):
             id=item.id,
             seq=item.seq,
             key=item.key,
-            status=item.status,  # type: ignore[arg-type]
+            status=item.status,
             stage=item.stage,
             output=item.output,
             error=item.error,

@@ -256,7 +256,7 @@ class JobService:
             raise NotFound(f"job {job_id} not found", code="JOB_NOT_FOUND")
         return job
 
-    async def list(
+    async def list_jobs(
         self,
         client: Client,
         *,

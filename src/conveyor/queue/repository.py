@@ -341,13 +341,18 @@ class QueueRepository:
         """Take or extend the named lease; True if ``holder`` has it now."""
         now = self._now()
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = dialect_insert(queue_leases).values(name=name, holder=holder, expires_at=now + ttl)
-        stmt = stmt.on_conflict_do_update(
+        insert_lease = dialect_insert(queue_leases).values(
+            name=name, holder=holder, expires_at=now + ttl
+        )
+        upsert = insert_lease.on_conflict_do_update(
             index_elements=[queue_leases.c.name],
-            set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+            set_={
+                "holder": insert_lease.excluded.holder,
+                "expires_at": insert_lease.excluded.expires_at,
+            },
             where=(queue_leases.c.expires_at < now) | (queue_leases.c.holder == holder),
         ).returning(queue_leases.c.holder)
-        return (await conn.scalar(stmt)) == holder
+        return bool((await conn.scalar(upsert)) == holder)
 
     # -- operators ---------------------------------------------------------------------
 

@@ -20,4 +20,4 @@ class RetryPolicy:
         exponential = self.base_delay * (2 ** max(0, attempt - 1))
         ceiling = min(self.max_delay, exponential)
         floor = ceiling * self.floor_fraction
-        return floor + (ceiling - floor) * self.random()
+        return floor + (ceiling - floor) * float(self.random())

@@ -32,14 +32,29 @@ class ItemFailed(Exception):
 class ItemRun(Protocol):
     """What a recipe sees while it runs one item."""
 
-    item_id: str
-    job_id: str
-    client_id: str
-    key: str | None
-    input: dict[str, Any]
-    options: dict[str, Any]
-    languages: list[str]
-    files: AssetIO
+    @property
+    def item_id(self) -> str: ...
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def key(self) -> str | None: ...
+
+    @property
+    def input(self) -> dict[str, Any]: ...
+
+    @property
+    def options(self) -> dict[str, Any]: ...
+
+    @property
+    def languages(self) -> list[str]: ...
+
+    @property
+    def files(self) -> AssetIO: ...
 
     async def step(
         self, name: str, models: Sequence[str], inputs: dict[str, Any]

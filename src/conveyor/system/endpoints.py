@@ -47,7 +47,7 @@ async def readyz(request: Request) -> JSONResponse:
     )
     checks = {name: ("ok" if error is None else error) for name, error in results}
     ready = all(error is None for _, error in results)
-    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
     if runtime.settings.simulate:
         body["simulated"] = True
     return JSONResponse(body, status_code=200 if ready else 503)
