@@ -17,7 +17,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1 for the first retry)."""
-        exponential = self.base_delay * (2 ** max(0, attempt - 1))
+        exponential = self.base_delay * (2.0 ** max(0, attempt - 1))
         ceiling = min(self.max_delay, exponential)
         floor = ceiling * self.floor_fraction
-        return floor + (ceiling - floor) * float(self.random())
+        return floor + (ceiling - floor) * self.random()
