@@ -163,3 +163,19 @@ async def test_signed_asset_links_work_without_a_key_and_expire(
         expired = stale.url(asset["id"]).removeprefix("http://conveyor.example")
         _assert_error(await client.get(expired), 403)
         _assert_error(await client.get(f"/v1/assets/{asset['id']}/content"), 401)
+
+
+async def test_docs_page_loads_only_local_assets(serve: Serve) -> None:
+    async with serve() as client:
+        page = (await client.get("/docs")).text
+        assert "cdn" not in page.lower()
+        assets = [part.split('"')[0] for part in page.split('="')[1:] if part.startswith("/_docs/")]
+        assert any(a.endswith(".js") for a in assets)
+        assert any(a.endswith(".css") for a in assets)
+        for asset in assets:
+            assert (await client.get(asset)).status_code == 200, asset
+        spec = (await client.get("/openapi.json")).json()
+        assert "/v1/jobs" in spec["paths"]
+        redoc = (await client.get("/redoc")).text
+        assert "/_docs/redoc.standalone.js" in redoc
+        assert "fonts.googleapis" not in redoc
