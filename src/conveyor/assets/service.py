@@ -92,7 +92,8 @@ class AssetService:
                 raise BadRequest("the file is empty")
             key = content_key(spooled.sha256, extension_for(mime))
             await store_ingested(self.storage, spooled, key, mime)
-            asset = Asset(
+        return await self._register(
+            Asset(
                 id=new_id(),
                 client_id=client_id,
                 sha256=spooled.sha256,
@@ -106,7 +107,11 @@ class AssetService:
                 filename=_clean_filename(filename),
                 meta=meta,
                 created_at=self.clock.now(),
-            )
+            ),
+            record=record,
+        )
+
+    async def _register(self, asset: Asset, *, record: bool) -> Asset:
         if record:
             async with self.db.write() as conn:
                 await repository.insert_asset(conn, asset)
@@ -153,10 +158,7 @@ class AssetService:
             meta=meta,
             created_at=self.clock.now(),
         )
-        if record:
-            async with self.db.write() as conn:
-                await repository.insert_asset(conn, asset)
-        return asset
+        return await self._register(asset, record=record)
 
     async def get(self, asset_id: str, *, client_id: str | None = None) -> Asset:
         """The asset, if it exists and (when ``client_id`` is given) belongs to that client."""
