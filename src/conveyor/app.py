@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from conveyor import __version__
 from conveyor.api import mount_routers
 from conveyor.config import Settings, get_settings
+from conveyor.core.clock import Clock
 from conveyor.core.http import BodySizeLimit, install_error_handlers
 from conveyor.core.migrate import upgrade_async
 from conveyor.providers.base import ModelAdapter
@@ -32,6 +33,7 @@ def create_app(
     workers: bool = True,
     migrate: bool = True,
     extra_adapters: Iterable[ModelAdapter] = (),
+    clock: Clock | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
 
@@ -39,7 +41,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await upgrade_async(settings.resolved_database_url)
-        runtime = await open_runtime(settings, extra_adapters=extra_adapters)
+        runtime = await open_runtime(settings, clock=clock, extra_adapters=extra_adapters)
         app.state.runtime = runtime
         try:
             if workers:

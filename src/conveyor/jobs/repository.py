@@ -249,6 +249,10 @@ async def start_item(conn: AsyncConnection, item: ItemRow, now: datetime) -> boo
 
 async def set_item_stage(conn: AsyncConnection, item: ItemRow, stage: str, now: datetime) -> bool:
     """Record the item's stage; True if the job's status changed because of it."""
+    # Items change stage concurrently; locking the job row first makes each transaction see
+    # the others' stages, so the last item to arrive moves the job on (PostgreSQL; SQLite
+    # writers are serialised anyway).
+    await conn.execute(select(jobs.c.id).where(jobs.c.id == item.job_id).with_for_update())
     await conn.execute(
         update(items)
         .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))

@@ -170,7 +170,7 @@ class QueueRepository:
         )
         if stale is not None:
             stale_workers = select(queue_workers.c.id).where(
-                queue_workers.c.heartbeat_at < now - stale_after
+                queue_workers.c.heartbeat_at < now - stale_after, queue_workers.c.id != worker_id
             )
             claimed += await self._claim_where(
                 conn,
@@ -312,10 +312,15 @@ class QueueRepository:
     async def deregister_worker(self, conn: AsyncConnection, worker_id: str) -> None:
         await conn.execute(delete(queue_workers).where(queue_workers.c.id == worker_id))
 
-    async def sweep(self, conn: AsyncConnection, *, stale_after: float) -> int:
-        """Requeue tasks of dead or vanished workers, then forget the dead workers."""
+    async def sweep(self, conn: AsyncConnection, *, stale_after: float, sweeper: str) -> int:
+        """Requeue tasks of dead or vanished workers, then forget the dead workers.
+
+        ``sweeper`` is the worker doing it: alive by definition, whatever its row says.
+        """
         now = self._now()
-        live = select(queue_workers.c.id).where(queue_workers.c.heartbeat_at >= now - stale_after)
+        live = select(queue_workers.c.id).where(
+            (queue_workers.c.heartbeat_at >= now - stale_after) | (queue_workers.c.id == sweeper)
+        )
         result = await conn.execute(
             update(queue_tasks)
             .where(
@@ -331,7 +336,9 @@ class QueueRepository:
             )
         )
         await conn.execute(
-            delete(queue_workers).where(queue_workers.c.heartbeat_at < now - stale_after)
+            delete(queue_workers).where(
+                queue_workers.c.heartbeat_at < now - stale_after, queue_workers.c.id != sweeper
+            )
         )
         if result.rowcount:
             await self._notify(conn)

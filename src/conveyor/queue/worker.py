@@ -316,7 +316,9 @@ class Worker:
         async with self.db.write() as conn:
             lease_ttl = self.config.sweep_interval * 2
             if await self.repo.try_lease(conn, "sweeper", self.id, ttl=lease_ttl):
-                requeued = await self.repo.sweep(conn, stale_after=self.config.stale_after)
+                requeued = await self.repo.sweep(
+                    conn, stale_after=self.config.stale_after, sweeper=self.id
+                )
                 if requeued:
                     log.warning("sweeper requeued %d tasks of silent workers", requeued)
 

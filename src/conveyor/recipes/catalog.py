@@ -6,7 +6,12 @@ from conveyor.config import Settings
 from conveyor.recipes.base import Recipe
 from conveyor.recipes.image_finish import ImageFinishRecipe
 from conveyor.recipes.single_model import SingleModelRecipe
+from conveyor.recipes.vehicle_damage import VehicleDamageRecipe
 
 
 def default_recipes(settings: Settings) -> list[Recipe]:
-    return [SingleModelRecipe(), ImageFinishRecipe()]
+    return [
+        SingleModelRecipe(),
+        ImageFinishRecipe(),
+        VehicleDamageRecipe(settings.describe_models, settings.translate_models),
+    ]

@@ -171,7 +171,7 @@ async def test_sweep_requeues_work_of_silent_workers_and_forgets_them(
     clock.advance(STALE + 1)
     await _register(db, repo, "sweeper")
     async with db.write() as conn:
-        assert await repo.sweep(conn, stale_after=STALE) == 2
+        assert await repo.sweep(conn, stale_after=STALE, sweeper="sweeper") == 2
         assert await repo.live_workers(conn, stale_after=STALE) == 1
     async with db.read() as conn:
         assert (await repo.counts(conn))["queued"] == 2
