@@ -25,8 +25,8 @@ serve: $(STAMP_RUN)
 	$(BIN)/conveyor migrate
 	$(BIN)/conveyor serve
 
-## Lint, then the whole suite (PostgreSQL tests skip unless PostgreSQL answers).
-test: $(STAMP_DEV) lint
+## Lint, type-check, then the whole suite (PostgreSQL tests skip unless PostgreSQL answers).
+test: $(STAMP_DEV) lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_DEV)
