@@ -27,10 +27,11 @@ from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.db import Database
 from conveyor.core.notify import PostgresListener, Signal
-from conveyor.jobs.engine import CancellationWatch, EngineDeps
+from conveyor.jobs.cancellation import CancellationWatch
 from conveyor.jobs.events import EVENTS_CHANNEL, EventBus
 from conveyor.jobs.retention import RetentionSweeper
 from conveyor.jobs.service import JobService
+from conveyor.jobs.steps import EngineDeps
 from conveyor.jobs.tasks import register_job_tasks
 from conveyor.jobs.webhooks import WebhookSender
 from conveyor.net.fetcher import SafeFetcher

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conveyor.jobs.engine import RUN_ITEM, EngineDeps, ItemHandler
+from conveyor.jobs.engine import RUN_ITEM, ItemHandler
+from conveyor.jobs.steps import EngineDeps
 from conveyor.jobs.webhooks import WEBHOOK_HANDLER, WebhookSender
 from conveyor.queue import TaskRegistry
 

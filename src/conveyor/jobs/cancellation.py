@@ -1,0 +1,62 @@
+"""Which running jobs were cancelled, for the steps that poll on their behalf.
+
+Told by events of this node's bus, and re-checked every few seconds with one query for all
+tracked jobs, since a cancel made on another node may not reach us as an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from conveyor.core.db import Database
+from conveyor.core.periodic import cancelling
+from conveyor.jobs import repository as repo
+from conveyor.jobs.events import EventBus
+
+log = logging.getLogger(__name__)
+
+
+class CancellationWatch:
+    """Which in-flight jobs were cancelled: told by events, and re-checked every few seconds
+    with one query for all tracked jobs (events from other processes may not reach us)."""
+
+    def __init__(self, db: Database, events: EventBus, *, interval: float = 2.0) -> None:
+        self._db = db
+        self._events = events
+        self._interval = interval
+        self._tracked: dict[str, int] = {}
+        self._cancelled: set[str] = set()
+
+    def track(self, job_id: str) -> None:
+        self._tracked[job_id] = self._tracked.get(job_id, 0) + 1
+
+    def untrack(self, job_id: str) -> None:
+        left = self._tracked.get(job_id, 0) - 1
+        if left <= 0:
+            self._tracked.pop(job_id, None)
+            self._cancelled.discard(job_id)
+        else:
+            self._tracked[job_id] = left
+
+    def is_cancelled(self, job_id: str) -> bool:
+        return job_id in self._cancelled
+
+    async def run(self) -> None:
+        with self._events.subscribe() as queue:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._interval):
+                        while True:
+                            event = await queue.get()
+                            if event.type == "job.cancelled" and event.job_id in self._tracked:
+                                self._cancelled.add(event.job_id)
+                if self._tracked:
+                    try:
+                        async with self._db.read() as conn:
+                            self._cancelled |= await repo.cancelled_among(conn, list(self._tracked))
+                    except Exception:
+                        if cancelling():
+                            raise asyncio.CancelledError() from None
+                        log.exception("cancellation check failed")
