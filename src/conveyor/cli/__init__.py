@@ -1,0 +1,12 @@
+"""The ``conveyor`` command line: run the service, manage keys, submit and follow jobs."""
+
+from __future__ import annotations
+
+from conveyor.cli import catalog, jobs, keys, queue, server
+from conveyor.cli.app import app
+
+__all__ = ["app", "catalog", "jobs", "keys", "main", "queue", "server"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,142 @@
+"""Running Conveyor: serve, worker, migrate, the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from conveyor.cli.app import (
+    app,
+    console,
+    fail,
+    is_loopback,
+    migrate_database,
+    setup_logging,
+)
+from conveyor.config import Settings, get_settings
+
+
+async def _active_keys(settings: Settings) -> int:
+    from conveyor.clients.service import ClientService
+    from conveyor.core.clock import SystemClock
+    from conveyor.core.db import Database
+
+    db = Database(settings.resolved_database_url, pool_size=1)
+    try:
+        return 0 if await ClientService(db, SystemClock()).is_open() else 1
+    finally:
+        await db.dispose()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done by `serve` at start-up)."""
+    setup_logging()
+    settings = get_settings()
+    migrate_database(settings)
+    console.print(f"database at {settings.resolved_database_url.split('@')[-1]} is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+    no_workers: Annotated[bool, typer.Option("--no-workers", help="API only")] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback address without API keys")
+    ] = False,
+    simulate: Annotated[
+        bool, typer.Option("--simulate", help="Point remote providers at the simulator")
+    ] = False,
+) -> None:
+    """Run the API (and, unless --no-workers, workers) in this process."""
+    import uvicorn
+
+    from conveyor.app import create_app
+
+    setup_logging()
+    updates: dict[str, Any] = {}
+    if host is not None:
+        updates["host"] = host
+    if port is not None:
+        updates["port"] = port
+    if simulate:
+        updates["simulate"] = True
+    if insecure:
+        updates["insecure"] = True
+    settings = get_settings().model_copy(update=updates)
+    migrate_database(settings)
+    exposed = not is_loopback(settings.host) and not settings.insecure
+    if exposed and asyncio.run(_active_keys(settings)) == 0:
+        raise fail(
+            f"refusing to listen on {settings.host} with no API key: anyone could use it. "
+            "Create one with `conveyor keys create NAME`, bind 127.0.0.1, or pass --insecure.",
+            code=2,
+        )
+    uvicorn.run(
+        create_app(settings, workers=not no_workers, migrate=False),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Tasks in flight at once")] = None,
+) -> None:
+    """Run a worker only (claims work from the shared database)."""
+    from conveyor.runtime import open_runtime
+
+    setup_logging()
+    settings = get_settings()
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+
+    async def run() -> None:
+        runtime = await open_runtime(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            worker = await runtime.start_workers()
+            print(f"worker {worker.id} ready", flush=True)
+            await stop.wait()
+        finally:
+            await runtime.close()
+
+    import uvloop
+
+    uvloop.run(run())
+
+
+@app.command()
+def sim(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8100,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML or JSON file with simulator settings")
+    ] = None,
+) -> None:
+    """Run the provider simulator (gen-api, Kie.ai, Replicate, fal, OpenAI-compatible)."""
+    import yaml
+
+    from conveyor.sim import SimConfig, run_simulator
+
+    setup_logging()
+    sim_config = SimConfig()
+    if config is not None:
+        try:
+            sim_config = SimConfig.model_validate(yaml.safe_load(config.read_text()) or {})
+        except (OSError, ValueError) as exc:
+            raise fail(f"cannot use {config}: {exc}") from exc
+    console.print(f"simulator on http://{host}:{port} (control: /_sim)")
+    run_simulator(host, port, sim_config)
