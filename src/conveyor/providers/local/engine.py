@@ -50,6 +50,11 @@ class EngineUnavailable(RuntimeError):
         return (type(self), (self.message, self.enable_with))
 
 
+class EngineBroken(EngineUnavailable):
+    """The engine itself cannot load here (as opposed to one input it has no support for):
+    its model is unavailable for every call."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
     """Operator settings every engine call receives (not per-request inputs)."""

