@@ -409,6 +409,9 @@ class HttpModelAdapter:
                     )
                 nominal = self._grow(nominal)
                 pause = self._jitter(nominal)
+                # Thousands of tasks wait here at once: don't keep the last answer alive
+                # (its parsed body and headers) through the sleep.
+                del answer, raw
 
     def _grow(self, nominal: float) -> float:
         poll = self.model.poll
