@@ -37,6 +37,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such job (for this client)"},
 }
 _SSE_PING = 15.0
+# Without an event, the stream re-reads the job this often (events from other nodes carry
+# only what must travel at once; see jobs.events.CROSS_NODE_EVENTS).
+_SSE_RECHECK = 1.0
 
 
 def job_service(request: Request) -> JobService:
@@ -217,24 +220,29 @@ async def _event_stream(request: Request, service: JobService, job: JobRow) -> A
         yield _sse("job", snapshot.model_dump(mode="json"))
         last = snapshot.progress
         reported: set[str] = set()
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while not job.finished:
             event: JobEvent | None = None
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_SSE_PING):
+                async with asyncio.timeout(_SSE_RECHECK):
                     event = await queue.get()
             if await request.is_disconnected():
                 return
             if event is not None and event.type.startswith("item."):
                 reported.add(str(event.data.get("item_id")))
+                quiet_since = loop.time()
                 yield _sse(event.type, {"job_id": job.id, **event.data})
                 continue
-            if event is None:
+            if loop.time() - quiet_since >= _SSE_PING:
+                quiet_since = loop.time()
                 yield b": ping\n\n"
             # Progress comes from the row itself, so it is right even if events were missed.
             job = await service.get(None, job.id)
             progress = JobOut.from_row(job).progress
             if progress != last:
                 last = progress
+                quiet_since = loop.time()
                 yield _sse(
                     "progress", {"job_id": job.id, "status": job.status, **progress.model_dump()}
                 )

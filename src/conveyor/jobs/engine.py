@@ -113,6 +113,9 @@ class ItemHandler:
         async with self.deps.db.write() as conn:
             if run is not None:
                 await run.files.flush(conn)
+            # The job row (shared by every item of the job) is updated last, so the lock on
+            # it is held for as short a time as possible.
+            await ctx.complete(conn)
             await close_item(
                 self.deps,
                 conn,
@@ -125,7 +128,6 @@ class ItemHandler:
                 model_used=run.last_model if run else None,
                 cost=run.cost if run else 0.0,
             )
-            await ctx.complete(conn)
 
     async def on_dead(self, conn: AsyncConnection, task: Task, error: str) -> None:
         """The task ran out of attempts: the item fails with the last error."""

@@ -28,6 +28,9 @@ from conveyor.core.ids import new_id
 log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "conveyor_events"
+# What other nodes must hear at once; item and progress events stay on their node (streams
+# elsewhere re-read the job every second), so a busy job doesn't NOTIFY twice per item.
+CROSS_NODE_EVENTS = frozenset({"job.finished", "job.cancelled", "job.status"})
 # NOTIFY payloads must stay under 8000 bytes; larger events are sent without their data.
 _NOTIFY_LIMIT = 7000
 
@@ -75,7 +78,7 @@ class EventBus:
     async def emit(self, conn: AsyncConnection, event: JobEvent) -> None:
         """Publish ``event`` once ``conn``'s transaction commits (and to other nodes)."""
         after_commit(conn, lambda: self.publish(event))
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and event.type in CROSS_NODE_EVENTS:
             payload = {"node": self.node_id, "job_id": event.job_id, "type": event.type}
             body = json.dumps({**payload, "data": event.data})
             if len(body) > _NOTIFY_LIMIT:

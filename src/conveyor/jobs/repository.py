@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.jobs.models import (
@@ -219,17 +220,19 @@ async def step_runs_of_job(conn: AsyncConnection, job_id: str) -> list[StepRunRo
 
 
 async def save_step_run(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    """Insert or update a step run row by id."""
-    result = await conn.execute(
-        update(step_runs).where(step_runs.c.id == values["id"]).values(values)
-    )
-    if result.rowcount == 0:
-        await conn.execute(insert(step_runs).values(values))
+    """Insert or update a step run row by id (one statement)."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(step_runs).values(values)
+    changes = {k: v for k, v in values.items() if k != "id"}
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[step_runs.c.id], set_=changes))
 
 
-async def start_item(conn: AsyncConnection, item: ItemRow, now: datetime) -> bool:
+async def start_item(
+    conn: AsyncConnection, item: ItemRow, now: datetime, *, job_pending: bool = True
+) -> bool:
     """pending → running; the job becomes ``processing`` with its first item. False if the
-    item is no longer open (cancelled meanwhile)."""
+    item is no longer open (cancelled meanwhile). ``job_pending=False`` (the job was seen
+    running already) skips touching the job row, which every item of the job shares."""
     result = await conn.execute(
         update(items)
         .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
@@ -239,6 +242,8 @@ async def start_item(conn: AsyncConnection, item: ItemRow, now: datetime) -> boo
     )
     if result.rowcount != 1:
         return False
+    if not job_pending:
+        return True
     await conn.execute(
         update(jobs)
         .where(jobs.c.id == item.job_id, jobs.c.status == JOB_PENDING)

@@ -28,6 +28,7 @@ from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.files import Downloader, ItemFiles
 from conveyor.jobs.metrics import STEP_SECONDS
 from conveyor.jobs.models import (
+    JOB_PENDING,
     STEP_CANCELLED,
     STEP_FAILED,
     STEP_RUNNING,
@@ -151,7 +152,9 @@ class ItemExecution:
     async def _record(self, conn: AsyncConnection) -> None:
         """What every write of this run carries: the item's start, and new files' rows."""
         if not self.started:
-            await repo.start_item(conn, self.item, self.now())
+            await repo.start_item(
+                conn, self.item, self.now(), job_pending=self.job.status == JOB_PENDING
+            )
 
             def mark() -> None:
                 self.started = True
