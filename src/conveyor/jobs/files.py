@@ -24,12 +24,30 @@ from conveyor.providers.base import FileInput, StoredFile
 from conveyor.providers.errors import PermanentProviderError
 
 
+class DownloadBody(Protocol):
+    @property
+    def content_length(self) -> int | None: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
+
+
 class Downloader(Protocol):
     """The SSRF-checked fetcher (``conveyor.net``), as far as this module needs it."""
 
     def stream(
         self, url: str, *, max_bytes: int | None = None
-    ) -> AbstractAsyncContextManager[AsyncIterable[bytes]]: ...
+    ) -> AbstractAsyncContextManager[DownloadBody]: ...
+
+
+# Results announced at most this big are read into memory and stored in one write; larger
+# or unannounced ones are spooled to disk while hashed.
+_IN_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+def _source(url: str | None) -> dict[str, str] | None:
+    return {"source_url": url} if url and len(url) <= 2048 else None
 
 
 def stored(asset: Asset) -> StoredFile:
@@ -89,11 +107,8 @@ class ItemFiles:
             if file.url.startswith("data:"):
                 data, _ = decode_data_url(file.url)
             else:
-                parts: list[bytes] = []
-                async with self._downloader.stream(file.url, max_bytes=limit) as chunks:
-                    async for chunk in chunks:
-                        parts.append(chunk)
-                data = b"".join(parts)
+                async with self._downloader.stream(file.url, max_bytes=limit) as body:
+                    data = await body.read()
             if len(data) > limit:
                 raise PayloadTooLarge(f"input file is larger than {limit} bytes")
             return data
@@ -145,8 +160,22 @@ class ItemFiles:
             chunks: AsyncIterable[bytes] = _chunks(data)
             asset = await self._ingest(chunks, source_type, url=None)
             return stored(asset)
-        async with self._downloader.stream(url, max_bytes=self._max_bytes) as chunks:
-            asset = await self._ingest(chunks, source_type, url=url)
+        async with self._downloader.stream(url, max_bytes=self._max_bytes) as body:
+            length = body.content_length
+            if length is not None and length <= min(_IN_MEMORY_BYTES, self._max_bytes):
+                data = await body.read()
+                asset = await self._assets.store_bytes(
+                    self._client_id,
+                    data,
+                    source_type=source_type,
+                    job_id=self._job_id,
+                    item_id=self._item_id,
+                    meta=_source(url),
+                    record=False,
+                )
+                self._pending[asset.id] = asset
+            else:
+                asset = await self._ingest(body, source_type, url=url)
         return stored(asset)
 
     async def _ingest(
@@ -159,7 +188,7 @@ class ItemFiles:
             max_bytes=self._max_bytes,
             job_id=self._job_id,
             item_id=self._item_id,
-            meta={"source_url": url} if url and len(url) <= 2048 else None,
+            meta=_source(url),
             record=False,
         )
         self._pending[asset.id] = asset

@@ -57,6 +57,7 @@ class LocalStorage(StorageBackend):
         self._incoming = self.root / INCOMING_DIR
         # fsync makes a committed object survive a power cut; tests may turn it off for speed.
         self._fsync = fsync
+        self._incoming_ready = False
 
     def path_for(self, key: str) -> Path:
         """The file that holds ``key``; raises ``InvalidKey`` for keys outside the store."""
@@ -69,13 +70,31 @@ class LocalStorage(StorageBackend):
         self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None
     ) -> int:
         target = self.path_for(key)
+        # Most objects are small: gather the first batch before touching the disk, and if the
+        # stream ends within it, write and commit the whole object in one thread hop.
+        iterator = aiter(chunks)
+        head: list[bytes] = []
+        head_size = 0
+        ended = False
+        while head_size < _WRITE_BATCH_BYTES:
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                ended = True
+                break
+            head.append(chunk)
+            head_size += len(chunk)
+        if ended:
+            with _unavailable_on_os_error(key):
+                await asyncio.to_thread(self._write_whole, head, target)
+            return head_size
         with _unavailable_on_os_error(key):
             temp = await asyncio.to_thread(self._open_temp)
         written = 0
         try:
-            batch: list[bytes] = []
-            batch_size = 0
-            async for chunk in chunks:
+            batch: list[bytes] = head
+            batch_size = head_size
+            async for chunk in iterator:
                 batch.append(chunk)
                 batch_size += len(chunk)
                 if batch_size >= _WRITE_BATCH_BYTES:
@@ -166,9 +185,25 @@ class LocalStorage(StorageBackend):
                 f"local storage at {self.root} is not writable: {exc}"
             ) from exc
 
+    def _write_whole(self, parts: list[bytes], target: Path) -> None:
+        temp = self._open_temp()
+        try:
+            temp.handle.writelines(parts)
+            self._commit(temp, target)
+        except BaseException:
+            temp.discard()
+            raise
+
     def _open_temp(self) -> _TempFile:
-        self._incoming.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self._incoming, suffix=".part")
+        if not self._incoming_ready:
+            self._incoming.mkdir(parents=True, exist_ok=True)
+            self._incoming_ready = True
+        try:
+            fd, name = tempfile.mkstemp(dir=self._incoming, suffix=".part")
+        except FileNotFoundError:
+            # Someone removed the directory since: make it again, once.
+            self._incoming.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self._incoming, suffix=".part")
         return _TempFile(os.fdopen(fd, "wb"), Path(name))
 
     def _commit(self, temp: _TempFile, target: Path) -> None:
