@@ -30,6 +30,7 @@ LOCAL_CLIENT_ID = "00000000-0000-0000-0000-000000000000"
 LOCAL_CLIENT_NAME = "local"
 # How long the "does any key exist" answer is trusted before asking the database again.
 _OPEN_MODE_TTL = 5.0
+_USE_NOTE_INTERVAL = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class ClientService:
         self.clock = clock
         self._open_checked_at = -_OPEN_MODE_TTL
         self._open = True
+        self._last_noted: dict[str, float] = {}
 
     async def ensure_client(self, conn: AsyncConnection, name: str) -> Client:
         row = (await conn.execute(select(clients).where(clients.c.name == name))).first()
@@ -160,7 +162,21 @@ class ClientService:
             ).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
+        await self._note_use(row.id)
         return Client(row.cid, row.name)
+
+    async def _note_use(self, key_id: str) -> None:
+        """Record when a key was last used, at most once a minute per key and process."""
+        now = time.monotonic()
+        if now - self._last_noted.get(key_id, -_USE_NOTE_INTERVAL) < _USE_NOTE_INTERVAL:
+            return
+        self._last_noted[key_id] = now
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id)
+                .values(last_used_at=self.clock.now())
+            )
 
     async def is_open(self) -> bool:
         """True while no active key exists: every request then acts as the local client."""

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from conveyor.assets.service import AssetService
 from conveyor.clients.dependencies import CurrentClient
+from conveyor.errors import NotFound
 from conveyor.jobs.events import JobEvent
 from conveyor.jobs.repository import JobRow
 from conveyor.jobs.schemas import (
@@ -170,7 +171,8 @@ async def _zip_entries(
         files = (item.output or {}).get("files") or []
         folder = f"{item.seq + 1:05d}-{item.key or item.id}"
         for index, ref in enumerate(files):
-            with contextlib.suppress(Exception):
+            # A file purged meanwhile is left out; the results document still lists it.
+            with contextlib.suppress(NotFound):
                 asset = await assets.get(str(ref.get("asset_id")))
                 extension = (
                     asset.storage_key.rsplit(".", 1)[-1] if "." in asset.storage_key else "bin"

@@ -62,6 +62,13 @@ async def test_with_keys_every_request_needs_one_and_clients_are_isolated(
         _assert_error(await client.get(f"/v1/assets/{asset}/content", headers=as_bob), 404)
         ok = await client.get(f"/v1/assets/{asset}/content", headers=as_alice)
         assert ok.content == b"test/echo:secret"
+    db = Database(database_url)
+    try:
+        keys = {k.client: k for k in await ClientService(db, SystemClock()).list_keys()}
+    finally:
+        await db.dispose()
+    assert keys["alice"].last_used_at is not None
+    assert keys["bob"].last_used_at is not None
 
 
 async def test_without_keys_a_loopback_server_is_open(serve: Serve) -> None:
