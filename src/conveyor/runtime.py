@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
@@ -46,8 +46,10 @@ from conveyor.queue.cpu import ProcessPoolRunner
 from conveyor.queue.repository import NOTIFY_CHANNEL
 from conveyor.recipes.base import RecipeRegistry
 from conveyor.recipes.catalog import default_recipes
-from conveyor.sim import RunningSimulator, start_simulator
 from conveyor.storage import StorageBackend, create_storage
+
+if TYPE_CHECKING:
+    from conveyor.sim import RunningSimulator
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +202,9 @@ async def _ensure_simulator(settings: Settings) -> RunningSimulator | None:
                 return None
     except (aiohttp.ClientError, TimeoutError):
         pass
+    # Imported here: only a process that starts the simulator pays for it (~50 MB).
+    from conveyor.sim import start_simulator
+
     simulator = await start_simulator(host=url.host or "127.0.0.1", port=url.port or 8100)
     log.warning("SIMULATED providers: started the simulator at %s", simulator.base_url)
     return simulator

@@ -23,7 +23,6 @@ from conveyor.storage.ingest import IngestedFile, ingest, store_ingested
 from conveyor.storage.keys import check_key, content_key
 from conveyor.storage.local import LocalStorage
 from conveyor.storage.memory import MemoryStorage
-from conveyor.storage.s3 import S3Storage
 from conveyor.storage.zipstream import ZipEntry, safe_zip_name, stream_zip
 
 __all__ = [
@@ -55,6 +54,9 @@ def create_storage(settings: Settings) -> StorageBackend:
     if settings.storage == "memory":
         return MemoryStorage()
     if settings.storage == "s3":
+        # Imported here: botocore costs ~40 MB of memory in every process that never uses S3.
+        from conveyor.storage.s3 import S3Storage
+
         return S3Storage(
             settings.s3_bucket,
             prefix=settings.s3_prefix,
@@ -64,3 +66,12 @@ def create_storage(settings: Settings) -> StorageBackend:
             secret_access_key=settings.s3_secret_access_key,
         )
     return LocalStorage(settings.resolved_storage_path)
+
+
+def __getattr__(name: str) -> object:
+    # ``S3Storage`` is exported, but loaded only when asked for (see ``create_storage``).
+    if name == "S3Storage":
+        from conveyor.storage.s3 import S3Storage
+
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
