@@ -26,7 +26,7 @@ from conveyor.jobs.models import (
     ITEM_OPEN,
     ITEM_PENDING,
 )
-from conveyor.jobs.repository import ItemRow, JobRow
+from conveyor.jobs.repository import ItemRow, JobRow, StepRunRow
 from conveyor.jobs.steps import EngineDeps, ItemCancelled, ItemExecution
 from conveyor.jobs.webhooks import WEBHOOK_HANDLER
 from conveyor.net.errors import FetchError
@@ -44,15 +44,50 @@ class ItemHandler:
 
     def __init__(self, deps: EngineDeps) -> None:
         self.deps = deps
+        # The rows of jobs with items running here, shared by those items: thousands of items
+        # of one job need one copy, and one query. Dropped when the job's last item ends.
+        # (What changes on a job while it runs, cancellation, is watched separately.)
+        self._jobs: dict[str, tuple[JobRow, int]] = {}
+
+    async def _job(self, conn: AsyncConnection, job_id: str) -> JobRow | None:
+        cached = self._jobs.get(job_id)
+        if cached is not None:
+            self._jobs[job_id] = (cached[0], cached[1] + 1)
+            return cached[0]
+        job = await repo.get_job(conn, job_id)
+        if job is not None:
+            held = self._jobs.get(job_id, (job, 0))[1]
+            self._jobs[job_id] = (job, held + 1)
+        return job
+
+    def _release_job(self, job_id: str) -> None:
+        job, held = self._jobs.get(job_id, (None, 0))
+        if held <= 1:
+            self._jobs.pop(job_id, None)
+        elif job is not None:
+            self._jobs[job_id] = (job, held - 1)
 
     async def __call__(self, ctx: TaskContext) -> None:
         deps = self.deps
         item_id = str(ctx.payload["item_id"])
         async with deps.db.read() as conn:
             item = await repo.get_item(conn, item_id)
-            job = await repo.get_job(conn, item.job_id) if item is not None else None
+            job = await self._job(conn, item.job_id) if item is not None else None
             prior = await repo.step_runs_of(conn, item_id) if item is not None else []
-        if item is None or job is None or item.status not in ITEM_OPEN:
+        if item is None or job is None:
+            async with deps.db.write() as conn:
+                await ctx.complete(conn)
+            return
+        try:
+            await self._run(ctx, job, item, prior)
+        finally:
+            self._release_job(job.id)
+
+    async def _run(
+        self, ctx: TaskContext, job: JobRow, item: ItemRow, prior: list[StepRunRow]
+    ) -> None:
+        deps = self.deps
+        if item.status not in ITEM_OPEN:
             async with deps.db.write() as conn:
                 await ctx.complete(conn)
             return
