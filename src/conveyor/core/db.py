@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Dialect = Literal["sqlite", "postgresql"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_READERS = 4
 
 
 @dataclass
@@ -69,7 +70,9 @@ class Database:
         self._write_lock = asyncio.Lock()
         if self.dialect == "sqlite":
             self._prepare_sqlite_path()
-            self.engine = self._sqlite_engine(begin="BEGIN", echo=echo, pool_size=pool_size)
+            # Each reader is a thread with its own page cache; reads are short, a few suffice.
+            readers = min(pool_size, SQLITE_READERS)
+            self.engine = self._sqlite_engine(begin="BEGIN", echo=echo, pool_size=readers)
             self._writer = self._sqlite_engine(begin="BEGIN IMMEDIATE", echo=echo, pool_size=1)
         else:
             self.engine = create_async_engine(

@@ -59,6 +59,18 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
 
 
 class ItemFiles:
+    # One per running item, thousands at once: no per-instance dict.
+    __slots__ = (
+        "_assets",
+        "_client_id",
+        "_downloader",
+        "_item_id",
+        "_job_id",
+        "_link_for",
+        "_max_bytes",
+        "_pending",
+    )
+
     def __init__(
         self,
         assets: AssetService,

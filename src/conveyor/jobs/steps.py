@@ -93,7 +93,7 @@ def _model_output(saved: dict[str, Any]) -> ModelOutput:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemExecution:
     """One run of a recipe over one item; implements ``recipes.base.ItemRun``."""
 

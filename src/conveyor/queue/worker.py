@@ -72,7 +72,7 @@ class TaskRegistry:
         return sorted(self._handlers)
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskContext:
     """What a handler sees: its task, and a way to finish it inside its own transaction."""
 
