@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import psutil
 import uvicorn
 import yaml
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -145,8 +147,19 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     """The explicitly set fields of ``settings`` as ``CONVEYOR_*`` variables, for a child."""
     env = {}
     for name in settings.model_fields_set:
-        value = getattr(settings, name)
-        text = str(value).lower() if isinstance(value, bool) else str(value)
+        # pydantic-settings reads lists and maps as JSON; secrets must be given in clear.
+        value = settings.model_dump(mode="json", include={name})[name]
+        raw = getattr(settings, name)
+        if isinstance(raw, dict):
+            value = {
+                k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in raw.items()
+            }
+        if isinstance(value, bool):
+            text = str(value).lower()
+        elif isinstance(value, list | dict):
+            text = json.dumps(value)
+        else:
+            text = str(value)
         env[f"CONVEYOR_{name.upper()}"] = text
     return env
 
@@ -154,9 +167,13 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """``conveyor worker`` with given settings; RSS and CPU read through psutil."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, extra_env: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
+        # Variables outside CONVEYOR_* settings, e.g. a provider's model-name override.
+        self.extra_env = dict(extra_env or {})
         self.process: subprocess.Popen[str] | None = None
         self.ps: psutil.Process | None = None
 
@@ -164,6 +181,7 @@ class WorkerProcess:
         env = {
             **os.environ,
             **settings_environment(self.settings),
+            **self.extra_env,
             # The benchmark's own settings only: never a developer's .env.
             "CONVEYOR_ENV_FILE": os.devnull,
         }
