@@ -220,6 +220,12 @@ class WorkerProcess:
         except OSError:
             return ""
 
+    async def __aenter__(self) -> WorkerProcess:
+        return await self.start()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.kill()
+
     async def kill(self) -> None:
         """SIGKILL: for a run whose database is thrown away, so nothing needs releasing."""
         if self.process is not None and self.process.poll() is None:
