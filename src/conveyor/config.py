@@ -6,6 +6,7 @@ the single-machine setup: SQLite in ``./data`` and files in ``./data/assets``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -137,6 +138,17 @@ class Settings(BaseSettings):
         if self.storage == "s3" and not self.s3_bucket:
             raise ConfigurationError("CONVEYOR_S3_BUCKET is required when CONVEYOR_STORAGE=s3")
         return self
+
+    @property
+    def open_mode_allowed(self) -> bool:
+        """Whether requests without a key may be served while no key exists: only on a
+        loopback address, unless the operator said ``--insecure``."""
+        if self.insecure or self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def resolved_database_url(self) -> str:

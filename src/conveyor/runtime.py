@@ -249,7 +249,7 @@ async def open_runtime(
         build_adapters=lambda specs: list(build_http_adapters(specs, http, overrides)),
     )
     await catalog.load_stored()
-    clients = ClientService(db, clock)
+    clients = ClientService(db, clock, open_allowed=settings.open_mode_allowed)
     assets = AssetService(db, storage, clock, max_upload_bytes=settings.max_upload_bytes)
     jobs = JobService(
         db,
@@ -269,7 +269,6 @@ async def open_runtime(
         listener.subscribe(NOTIFY_CHANNEL, lambda _payload: wakeup.notify())
         listener.subscribe(EVENTS_CHANNEL, events.on_notification)
         await listener.start()
-        events.bridged = True
     runtime = Runtime(
         settings=settings,
         clock=clock,

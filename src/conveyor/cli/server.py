@@ -13,7 +13,6 @@ from conveyor.cli.app import (
     app,
     console,
     fail,
-    is_loopback,
     migrate_database,
     setup_logging,
 )
@@ -27,7 +26,7 @@ async def _active_keys(settings: Settings) -> int:
 
     db = Database(settings.resolved_database_url, pool_size=1)
     try:
-        return 0 if await ClientService(db, SystemClock()).is_open() else 1
+        return 1 if await ClientService(db, SystemClock()).has_active_keys() else 0
     finally:
         await db.dispose()
 
@@ -70,8 +69,7 @@ def serve(
         updates["insecure"] = True
     settings = get_settings().model_copy(update=updates)
     migrate_database(settings)
-    exposed = not is_loopback(settings.host) and not settings.insecure
-    if exposed and asyncio.run(_active_keys(settings)) == 0:
+    if not settings.open_mode_allowed and asyncio.run(_active_keys(settings)) == 0:
         raise fail(
             f"refusing to listen on {settings.host} with no API key: anyone could use it. "
             "Create one with `conveyor keys create NAME`, bind 127.0.0.1, or pass --insecure.",

@@ -58,11 +58,12 @@ def hash_key(key: str) -> str:
 
 
 class ClientService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, open_allowed: bool = True) -> None:
         self.db = db
         self.clock = clock
+        self.open_allowed = open_allowed
         self._open_checked_at = -_OPEN_MODE_TTL
-        self._open = True
+        self._has_keys = False
         self._last_noted: dict[str, float] = {}
 
     async def ensure_client(self, conn: AsyncConnection, name: str) -> Client:
@@ -178,8 +179,7 @@ class ClientService:
                 .values(last_used_at=self.clock.now())
             )
 
-    async def is_open(self) -> bool:
-        """True while no active key exists: every request then acts as the local client."""
+    async def has_active_keys(self) -> bool:
         now = time.monotonic()
         if now - self._open_checked_at >= _OPEN_MODE_TTL:
             async with self.db.read() as conn:
@@ -188,6 +188,12 @@ class ClientService:
                     .select_from(api_keys)
                     .where(api_keys.c.revoked_at.is_(None))
                 )
-            self._open = not active
+            self._has_keys = bool(active)
             self._open_checked_at = now
-        return self._open
+        return self._has_keys
+
+    async def is_open(self) -> bool:
+        """True while no active key exists and open mode is allowed here (a loopback
+        address or ``--insecure``): every request then acts as the local client. Revoking
+        the last key of an exposed server never opens it."""
+        return self.open_allowed and not await self.has_active_keys()

@@ -51,7 +51,6 @@ class EventBus:
         self._subscribers: dict[str, set[asyncio.Queue[JobEvent]]] = {}
         self._all: set[asyncio.Queue[JobEvent]] = set()
         self._queue_size = queue_size
-        self.bridged = False
 
     def publish(self, event: JobEvent) -> None:
         for queue in (*self._subscribers.get(event.job_id, ()), *self._all):

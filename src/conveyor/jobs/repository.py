@@ -131,6 +131,15 @@ async def get_job(conn: AsyncConnection, job_id: str) -> JobRow | None:
     return job_row(row) if row is not None else None
 
 
+async def find_jobs_by_idempotency_keys(
+    conn: AsyncConnection, client_id: str, keys: list[str]
+) -> dict[str, JobRow]:
+    rows = await conn.execute(
+        select(jobs).where(jobs.c.client_id == client_id, jobs.c.idempotency_key.in_(keys))
+    )
+    return {row.idempotency_key: job_row(row) for row in rows}
+
+
 async def find_job_by_idempotency_key(
     conn: AsyncConnection, client_id: str, key: str
 ) -> JobRow | None:
@@ -205,16 +214,6 @@ async def step_runs_of(conn: AsyncConnection, item_id: str) -> list[StepRunRow]:
         select(step_runs)
         .where(step_runs.c.item_id == item_id)
         .order_by(step_runs.c.started_at, step_runs.c.id)
-    )
-    return [_row(StepRunRow, r) for r in rows]
-
-
-async def step_runs_of_job(conn: AsyncConnection, job_id: str) -> list[StepRunRow]:
-    rows = await conn.execute(
-        select(step_runs)
-        .join(items, items.c.id == step_runs.c.item_id)
-        .where(items.c.job_id == job_id)
-        .order_by(items.c.seq, step_runs.c.started_at)
     )
     return [_row(StepRunRow, r) for r in rows]
 
@@ -407,11 +406,12 @@ async def cancel_job(conn: AsyncConnection, job: JobRow, now: datetime) -> int:
 
 
 async def reopen_failed_items(conn: AsyncConnection, job: JobRow, now: datetime) -> list[ItemRow]:
-    """Failed items back to pending (a new run each), and the job active again."""
-    failed = await list_items(conn, job.id, status=ITEM_FAILED)
-    if not failed:
-        return []
-    await conn.execute(
+    """Failed items back to pending (a new run each), and the job active again.
+
+    One statement picks and reopens the items: two retries at once reopen each item once,
+    and the job's ``failed`` counter drops by exactly the items this call reopened.
+    """
+    result = await conn.execute(
         update(items)
         .where(items.c.job_id == job.id, items.c.status == ITEM_FAILED)
         .values(
@@ -422,7 +422,11 @@ async def reopen_failed_items(conn: AsyncConnection, job: JobRow, now: datetime)
             finished_at=None,
             updated_at=now,
         )
+        .returning(*items.c)
     )
+    failed = sorted((item_row(r) for r in result), key=lambda item: item.seq)
+    if not failed:
+        return []
     await conn.execute(
         update(jobs)
         .where(jobs.c.id == job.id)

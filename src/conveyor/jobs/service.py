@@ -159,13 +159,9 @@ class JobService:
 
     async def find_by_idempotency_keys(self, client: Client, keys: list[str]) -> list[JobRow]:
         """The client's jobs created with any of ``keys``, in the order of ``keys``."""
-        found = []
         async with self.db.read() as conn:
-            for key in keys:
-                job = await repo.find_job_by_idempotency_key(conn, client.id, key)
-                if job is not None:
-                    found.append(job)
-        return found
+            found = await repo.find_jobs_by_idempotency_keys(conn, client.id, keys)
+        return [found[key] for key in keys if key in found]
 
     async def create(self, client: Client, submission: JobSubmission) -> CreatedJob:
         if submission.idempotency_key is not None:

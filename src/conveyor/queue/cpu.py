@@ -61,10 +61,3 @@ class ProcessPoolRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-class InlineRunner:
-    """Runs the callable in a thread; for tests and for engines too light for a process."""
-
-    async def run(self, limiter: str, fn: Callable[..., T], /, *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)

@@ -13,7 +13,6 @@ from conveyor.core.models import JSONType, metadata
 TASK_QUEUED = "queued"
 TASK_RUNNING = "running"
 TASK_DEAD = "dead"
-TASK_CANCELLED = "cancelled"
 
 queue_tasks = Table(
     "queue_tasks",

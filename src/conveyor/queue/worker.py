@@ -68,9 +68,6 @@ class TaskRegistry:
     def get(self, name: str) -> HandlerSpec | None:
         return self._handlers.get(name)
 
-    def names(self) -> list[str]:
-        return sorted(self._handlers)
-
 
 @dataclass(slots=True)
 class TaskContext:
@@ -199,8 +196,10 @@ class Worker:
         self._running[task.id] = runner
         metrics.IN_FLIGHT.inc()
 
-        def _done(_: asyncio.Task[None]) -> None:
-            self._running.pop(task.id, None)
+        def _done(finished: asyncio.Task[None]) -> None:
+            # Only our own entry: the same task may have been claimed again meanwhile.
+            if self._running.get(task.id) is finished:
+                del self._running[task.id]
             metrics.IN_FLIGHT.dec()
             self._slot_freed.notify()
 
@@ -237,8 +236,10 @@ class Worker:
             await self._report(self._bury, task, spec, str(exc) or type(exc).__name__)
         except RetryTaskLater as exc:
             outcome = await self._fail(task, spec, str(exc), exc.delay)
-        except TimeoutError:
-            outcome = await self._fail(task, spec, f"timed out after {spec.timeout:g} s", None)
+        except TimeoutError as exc:
+            # Ours (the handler's time limit) or one the handler let escape.
+            reason = f"timed out after {spec.timeout:g} s" if spec.timeout else f"timeout: {exc}"
+            outcome = await self._fail(task, spec, reason, None)
         except Exception as exc:
             log.warning("task %s (%s) failed: %s", task.id, task.handler, exc, exc_info=True)
             message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
@@ -303,9 +304,14 @@ class Worker:
         async with self.db.write() as conn:
             alive = await self.repo.heartbeat(conn, self.id, in_flight=self.in_flight)
             if not alive:
-                # We were given up for dead (a long pause); our tasks are fenced off, so
-                # registering again is safe.
-                log.warning("worker row was swept; registering again")
+                # We were given up for dead (a long pause): our tasks went back to the queue
+                # and may be running elsewhere already. Stop ours (their writes would be
+                # fenced off anyway) and register again.
+                log.warning(
+                    "worker row was swept; dropping %d tasks, registering again", len(self._running)
+                )
+                for runner in self._running.values():
+                    runner.cancel()
                 await self.repo.register_worker(
                     conn, self.id, name=self.config.name, concurrency=self.config.concurrency
                 )

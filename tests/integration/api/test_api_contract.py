@@ -186,3 +186,10 @@ async def test_docs_page_loads_only_local_assets(serve: Serve) -> None:
         redoc = (await client.get("/redoc")).text
         assert "/_docs/redoc.standalone.js" in redoc
         assert "fonts.googleapis" not in redoc
+
+
+async def test_an_exposed_server_never_runs_open(serve: Serve) -> None:
+    # Bound to a public address (here only in its settings) with no key at all: nothing is
+    # served without a key, rather than everything as the local client.
+    async with serve(host="0.0.0.0") as client:  # noqa: S104
+        _assert_error(await client.get("/v1/jobs"), 401)

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import httpx
+from prometheus_client import REGISTRY
 
 from tests.integration.conftest import Serve
 from tests.support.adapters import PollingModel, ScriptedModel
@@ -49,22 +50,33 @@ async def test_wait_returns_the_finished_job_with_results(serve: Serve) -> None:
 
 
 async def test_metrics_count_claims_steps_and_items(serve: Serve) -> None:
+    # Counters are per process and earlier tests ran here too: assert what this job added.
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    step_ok = {"model": "test/echo", "outcome": "succeeded"}
+    step_failed = {"model": "test/echo", "outcome": "failed"}
+    items_failed = {"recipe": "model", "status": "failed"}
+    before = (
+        sample("conveyor_step_seconds_count", **step_ok),
+        sample("conveyor_step_seconds_count", **step_failed),
+        sample("conveyor_items_finished_total", **items_failed),
+        sample("conveyor_queue_claims_total"),
+    )
     async with serve(ScriptedModel(broken={"x"})) as client:
         await client.post(
             "/v1/jobs",
             json={"model": "test/echo", "items": [{"text": "ok"}, {"text": "x"}], "wait": 20},
         )
         text = (await client.get("/metrics")).text
-    lines = {
-        line.split(" ")[0]: line.split(" ")[1]
-        for line in text.splitlines()
-        if line and line[0] != "#"
-    }
-    assert float(lines['conveyor_step_seconds_count{model="test/echo",outcome="succeeded"}']) >= 1
-    assert float(lines['conveyor_step_seconds_count{model="test/echo",outcome="failed"}']) >= 1
-    assert float(lines['conveyor_items_finished_total{recipe="model",status="failed"}']) >= 1
-    assert float(lines["conveyor_queue_claims_total"]) >= 2
-    assert lines['conveyor_queue_tasks{status="queued"}'] == "0.0"
+    after = (
+        sample("conveyor_step_seconds_count", **step_ok),
+        sample("conveyor_step_seconds_count", **step_failed),
+        sample("conveyor_items_finished_total", **items_failed),
+        sample("conveyor_queue_claims_total"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1, 2]
+    assert 'conveyor_queue_tasks{status="queued"} 0.0' in text
 
 
 async def test_without_wait_the_job_is_accepted_and_finishes_later(serve: Serve) -> None:
@@ -147,6 +159,39 @@ async def test_transient_errors_are_retried_until_success(serve: Serve) -> None:
         ).json()
     assert job["status"] == "completed"
     assert model.calls["f"] == 3
+
+
+async def test_concurrent_retries_reopen_each_failed_item_once(serve: Serve) -> None:
+    model = ScriptedModel(broken={"later"})
+    async with serve(model) as client:
+        job = (
+            await client.post(
+                "/v1/jobs",
+                json={
+                    "model": "test/echo",
+                    "items": [{"text": "now"}, {"text": "later"}],
+                    "wait": 20,
+                },
+            )
+        ).json()
+        model.broken.clear()
+        answers = await asyncio.gather(
+            *(client.post(f"/v1/jobs/{job['id']}/retry") for _ in range(4))
+        )
+        retried = sorted(a.json().get("retried", 0) for a in answers if a.status_code == 200)
+        assert retried[-1] == 1
+        assert sum(retried) == 1
+        job = await _finished(client, job["id"])
+    assert job["status"] == "completed"
+    assert job["progress"] == {
+        "total": 2,
+        "completed": 2,
+        "failed": 0,
+        "cancelled": 0,
+        "pending": 0,
+        "percent": 100.0,
+    }
+    assert model.calls == {"now": 1, "later": 2}
 
 
 async def test_retry_reruns_only_failed_items(serve: Serve) -> None:

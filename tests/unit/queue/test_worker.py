@@ -192,3 +192,22 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     assert [round(high.delay(n)) for n in (1, 2, 3)] == [2, 4, 8]
     assert high.delay(30) == pytest.approx(60, rel=1e-3)
     assert low.delay(30) == 30
+
+
+async def test_a_timeout_escaping_a_handler_without_a_limit_is_retried(db: Database) -> None:
+    calls = 0
+
+    async def times_out_once(ctx: TaskContext) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TimeoutError("the provider took too long")
+
+    registry = TaskRegistry()
+    registry.register("slowpoke", times_out_once)
+    async with running_worker(db, registry) as (_, repo):
+        await _enqueue(db, repo, NewTask("slowpoke", {}))
+        await _until(lambda: calls == 2)
+        await asyncio.sleep(0.1)
+        async with db.read() as conn:
+            assert sum((await repo.counts(conn)).values()) == 0
