@@ -7,6 +7,7 @@ import logging
 import os
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -67,8 +68,10 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except ApiError as exc:
         raise fail(f"{exc.status} {exc.code}: {exc.message}") from exc
-    except OSError as exc:
+    except httpx.TransportError as exc:
         raise fail(f"cannot reach the server: {exc}") from exc
+    except OSError as exc:
+        raise fail(f"cannot read or write a file: {exc}") from exc
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:

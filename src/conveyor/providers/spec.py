@@ -50,7 +50,6 @@ __all__ = [
 
 DEFAULT_ERROR_PATHS = ["error.message", "error", "message", "detail", "msg", "errors"]
 # Variables every request template may use besides the model's inputs and defaults.
-RESERVED_VARIABLES = frozenset({"task_id", "state", "idempotency_key", "model_id"})
 
 
 def _listify(value: Any) -> Any:

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from conveyor.sim import fal, genapi, kie, openai_compat, replicate
 from conveyor.sim.config import SimConfig
-from conveyor.sim.files import FILES_PATH, download
+from conveyor.sim.files import FILES_PATH, download, origin
 from conveyor.sim.gate import SimHTTPError, read_json_object
 from conveyor.sim.state import SIM_STATE, Clock, SimState, Sleep
 
@@ -114,11 +114,10 @@ async def _counters(request: web.Request) -> web.Response:
 
 async def _index(request: web.Request) -> web.Response:
     state = request.app[SIM_STATE]
-    origin = state.config.public_url or str(request.url.origin())
     return web.json_response(
         {
             "simulator": "conveyor-sim",
-            "base_urls": describe_base_urls(origin),
+            "base_urls": describe_base_urls(origin(request, state)),
             "stands_for": PROVIDER_ORIGINS,
             "control": {
                 "config": f"{origin}{_CONTROL}/config",

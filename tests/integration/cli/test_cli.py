@@ -99,6 +99,10 @@ def test_cli_round_trip(env: dict[str, str], tmp_path: Path) -> None:
         assert code == 1
         assert "401" in out
 
+    code, out = _run({**env, "CONVEYOR_URL": "http://127.0.0.1:9"}, "jobs", "list")
+    assert code == 1
+    assert "cannot reach the server" in out
+
     code, out = _run(env, "keys", "revoke", key[:12])
     assert code == 0, out
     code, out = _run(env, "queue", "dead")

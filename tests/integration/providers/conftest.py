@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 from sim_support import LinkedClock, MemoryAssetIO
 
-from conveyor.providers.http import SHIPPED_SPECS
-from conveyor.providers.spec import ProviderSpec, load_spec_file
+from conveyor.providers.http import read_specs
+from conveyor.providers.spec import ProviderSpec
 from conveyor.sim import ManualClock, RunningSimulator, SimConfig, start_simulator
 
 
@@ -44,5 +44,5 @@ def files(session: aiohttp.ClientSession) -> MemoryAssetIO:
 
 @pytest.fixture(scope="session")
 def shipped_specs() -> dict[str, ProviderSpec]:
-    specs = [load_spec_file(path) for path in sorted(SHIPPED_SPECS.glob("*.yaml"))]
-    return {spec.name: spec for spec in specs}
+    # The same loader (and checks) production uses.
+    return {spec.name: spec for spec in read_specs()}
