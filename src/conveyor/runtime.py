@@ -225,7 +225,11 @@ async def open_runtime(
     )
     events = EventBus()
     storage = create_storage(settings)
+    # One session for providers and the SSRF-checked fetcher. No cookie jar: what one server
+    # sets must never reach another; no proxies taken from the environment.
     http = aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
         connector=aiohttp.TCPConnector(limit=settings.http_pool_size, limit_per_host=0),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile
 
-from conveyor.content.sniff import IMAGE_MIMES, sniff_mime
+from conveyor.content.sniff import IMAGE_MIMES, SNIFF_BYTES, sniff_mime
 from conveyor.errors import ConveyorError
 
 __all__ = [
@@ -102,7 +102,7 @@ def check_image(
     ``IMAGE_MIMES`` that this Pillow build can decode).
     """
     allowed = IMAGE_MIMES if formats is None else frozenset(formats)
-    sniffed = sniff_mime(data[:512])
+    sniffed = sniff_mime(data[:SNIFF_BYTES])
     if sniffed is None or sniffed not in IMAGE_MIMES:
         found = f" (looks like {sniffed})" if sniffed else ""
         raise UnsupportedImageFormat(f"not an image{found}")

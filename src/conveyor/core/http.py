@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,20 +42,11 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
     return JSONResponse(error_body(status, code, message, **extra), status_code=status)
 
 
-# Routers whose API predates ours (the seed compatibility APIs) render errors their way.
-ErrorRenderer = Callable[[Request, ConveyorError], JSONResponse | None]
-
-
-def install_error_handlers(app: FastAPI, renderers: list[ErrorRenderer] | None = None) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     """One place turns every error into the same JSON body."""
-    custom = renderers or []
 
     async def conveyor_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ConveyorError)
-        for render in custom:
-            response = render(request, exc)
-            if response is not None:
-                return response
         if exc.status_code >= 500:
             log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.message)
         extra = {"details": exc.details} if exc.details else {}
@@ -70,23 +60,12 @@ def install_error_handlers(app: FastAPI, renderers: list[ErrorRenderer] | None =
             problems.append({"loc": location, "msg": str(err.get("msg"))})
         first = problems[0] if problems else {"loc": "", "msg": "invalid request"}
         message = f"{first['loc']}: {first['msg']}" if first["loc"] else first["msg"]
-        converted = ConveyorError(message, status_code=422, code="VALIDATION_ERROR")
-        converted.details = {"errors": problems}
-        for render in custom:
-            response = render(request, converted)
-            if response is not None:
-                return response
         return error_response(422, "VALIDATION_ERROR", message, details={"errors": problems})
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
-        converted = ConveyorError(message, status_code=exc.status_code, code=code)
-        for render in custom:
-            response = render(request, converted)
-            if response is not None:
-                return response
         return JSONResponse(
             error_body(exc.status_code, code, message),
             status_code=exc.status_code,

@@ -14,7 +14,6 @@ from fastapi.responses import StreamingResponse
 
 from conveyor.assets.service import AssetService
 from conveyor.clients.dependencies import CurrentClient
-from conveyor.errors import NotFound
 from conveyor.jobs.events import JobEvent
 from conveyor.jobs.repository import JobRow
 from conveyor.jobs.schemas import (
@@ -25,6 +24,7 @@ from conveyor.jobs.schemas import (
     JobPage,
     JobResults,
     JobStatus,
+    Progress,
     RetryOut,
 )
 from conveyor.jobs.service import JobService
@@ -167,22 +167,23 @@ async def _zip_entries(
     assets: AssetService, results: JobResults, document: bytes
 ) -> AsyncIterator[ZipEntry]:
     yield ZipEntry("results.json", _once(document), size=len(document))
+    files_of = {item.id: (item.output or {}).get("files") or [] for item in results.items}
+    stored = await assets.get_many(
+        sorted({str(ref.get("asset_id")) for refs in files_of.values() for ref in refs})
+    )
     for item in results.items:
-        files = (item.output or {}).get("files") or []
         folder = f"{item.seq + 1:05d}-{item.key or item.id}"
-        for index, ref in enumerate(files):
-            # A file purged meanwhile is left out; the results document still lists it.
-            with contextlib.suppress(NotFound):
-                asset = await assets.get(str(ref.get("asset_id")))
-                extension = (
-                    asset.storage_key.rsplit(".", 1)[-1] if "." in asset.storage_key else "bin"
-                )
-                yield ZipEntry(
-                    f"{folder}/{index + 1}.{extension}",
-                    lambda asset=asset: assets.stream(asset),  # type: ignore[misc]
-                    size=asset.size,
-                    modified=asset.created_at,
-                )
+        for index, ref in enumerate(files_of[item.id]):
+            asset = stored.get(str(ref.get("asset_id")))
+            if asset is None:
+                continue  # purged meanwhile; the results document still lists it
+            extension = asset.storage_key.rsplit(".", 1)[-1] if "." in asset.storage_key else "bin"
+            yield ZipEntry(
+                f"{folder}/{index + 1}.{extension}",
+                lambda asset=asset: assets.stream(asset),  # type: ignore[misc]
+                size=asset.size,
+                modified=asset.created_at,
+            )
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -239,14 +240,21 @@ async def _event_stream(request: Request, service: JobService, job: JobRow) -> A
             if loop.time() - quiet_since >= _SSE_PING:
                 quiet_since = loop.time()
                 yield b": ping\n\n"
-            # Progress comes from the row itself, so it is right even if events were missed.
-            job = await service.get(None, job.id)
-            progress = JobOut.from_row(job).progress
+            if event is not None and event.type == "job.progress":
+                # The event carries the row as committed: no need to read it again.
+                data = dict(event.data)
+                status = str(data.pop("status"))
+                progress = Progress(**data)
+            else:
+                # On a quiet second or a job-level event, the row itself: right even when
+                # events were missed or happened on another node.
+                job = await service.get(None, job.id)
+                status, progress = job.status, JobOut.from_row(job).progress
             if progress != last:
                 last = progress
                 quiet_since = loop.time()
                 yield _sse(
-                    "progress", {"job_id": job.id, "status": job.status, **progress.model_dump()}
+                    "progress", {"job_id": job.id, "status": status, **progress.model_dump()}
                 )
         # An item's event can trail the commit that finished the job (it is published after
         # commit, by another task or node): report from the rows whatever we did not see.

@@ -27,6 +27,7 @@ from conveyor.jobs.models import (
     ITEM_PENDING,
 )
 from conveyor.jobs.repository import ItemRow, JobRow, StepRunRow
+from conveyor.jobs.schemas import JobOut
 from conveyor.jobs.steps import EngineDeps, ItemCancelled, ItemExecution
 from conveyor.jobs.webhooks import WEBHOOK_HANDLER
 from conveyor.net.errors import FetchError
@@ -251,12 +252,5 @@ def _link_maker(links: AssetLinks | None) -> Callable[[Asset], Awaitable[str | N
 
 
 def progress_data(job: JobRow) -> dict[str, Any]:
-    done = job.completed + job.failed + job.cancelled
-    return {
-        "status": job.status,
-        "total": job.total,
-        "completed": job.completed,
-        "failed": job.failed,
-        "cancelled": job.cancelled,
-        "percent": round(100.0 * done / job.total, 1) if job.total else 100.0,
-    }
+    """A ``job.progress`` event: the job's status and its ``Progress`` as the API shows it."""
+    return {"status": job.status, **JobOut.from_row(job).progress.model_dump()}

@@ -15,7 +15,7 @@ from conveyor.net.errors import (
     UnexpectedContentType,
     UrlRefused,
 )
-from conveyor.net.fetcher import FetchedResponse, FetchStream, SafeFetcher, fetch_session
+from conveyor.net.fetcher import FetchedResponse, FetchStream, SafeFetcher
 from conveyor.net.policy import IPAddress, Target, UrlPolicy, address_problem, parse_ip_host
 from conveyor.net.resolver import Resolver, StaticResolver, SystemResolver
 
@@ -36,6 +36,5 @@ __all__ = [
     "UrlPolicy",
     "UrlRefused",
     "address_problem",
-    "fetch_session",
     "parse_ip_host",
 ]

@@ -50,7 +50,7 @@ from conveyor.net.errors import (
 from conveyor.net.policy import IPAddress, Target, UrlPolicy
 from conveyor.net.resolver import Resolver, SystemResolver
 
-__all__ = ["FetchStream", "FetchedResponse", "SafeFetcher", "fetch_session"]
+__all__ = ["FetchStream", "FetchedResponse", "SafeFetcher"]
 
 USER_AGENT = "Conveyor/0.1"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -126,20 +126,6 @@ class FetchStream:
                 yield chunk
         finally:
             await self._rest.aclose()
-
-
-def fetch_session(*, pool_size: int = 100) -> aiohttp.ClientSession:
-    """A session suited to ``SafeFetcher``: no cookies, no proxy settings from the environment.
-
-    Any session works; this one keeps what one fetched server sets (cookies, keyed by the
-    pinned address) from reaching another, and keeps environment proxies out of the path.
-    Create it inside the running event loop and close it on shutdown.
-    """
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=pool_size),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,
-    )
 
 
 class SafeFetcher:

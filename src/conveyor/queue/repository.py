@@ -160,18 +160,12 @@ class QueueRepository:
             return []
         now = self._now()
         claimed: list[Task] = []
-        stale = await conn.scalar(
-            select(queue_workers.c.id)
-            .where(
-                queue_workers.c.heartbeat_at < now - stale_after,
-                queue_workers.c.id != worker_id,
-            )
-            .limit(1)
+        stale_workers = select(queue_workers.c.id).where(
+            queue_workers.c.heartbeat_at < now - stale_after, queue_workers.c.id != worker_id
         )
-        if stale is not None:
-            stale_workers = select(queue_workers.c.id).where(
-                queue_workers.c.heartbeat_at < now - stale_after, queue_workers.c.id != worker_id
-            )
+        # Checked first (a cheap probe of a small table) so the common case, nobody dead,
+        # claims with the plain due-task query and its index.
+        if await conn.scalar(select(stale_workers.exists())):
             claimed += await self._claim_where(
                 conn,
                 worker_id,

@@ -30,7 +30,6 @@ from conveyor.net import (
     UnexpectedContentType,
     UrlPolicy,
     UrlRefused,
-    fetch_session,
 )
 from conveyor.net.policy import IPAddress
 from tests.unit.net.local_server import FIVE_GB, LocalServer, png_bytes
@@ -399,7 +398,7 @@ async def test_the_system_resolver_and_address_failover(server: LocalServer) -> 
     assert ip_address("127.0.0.1") in addresses
     policy = UrlPolicy(allowed_hosts=frozenset({"localhost"}))
 
-    async with fetch_session() as session:
+    async with aiohttp.ClientSession() as session:
         fetched = await SafeFetcher(session, policy).fetch(server.url("/image.png", "localhost"))
         with pytest.raises(UrlRefused, match="localhost is a loopback name"):
             await SafeFetcher(session).fetch(server.url("/image.png", "localhost"))
