@@ -34,5 +34,6 @@ assets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_assets_client_created", "client_id", "created_at"),
     Index("ix_assets_job", "job_id"),
-    Index("ix_assets_sha256", "sha256"),
+    # Retention asks which stored bytes are still referred to.
+    Index("ix_assets_storage_key", "storage_key"),
 )

@@ -49,9 +49,16 @@ async def get_assets(conn: AsyncConnection, asset_ids: list[str]) -> dict[str, A
     return {row.id: _asset(row) for row in rows}
 
 
-async def storage_key_in_use(conn: AsyncConnection, storage_key: str) -> bool:
-    row = await conn.scalar(select(assets.c.id).where(assets.c.storage_key == storage_key).limit(1))
-    return row is not None
+async def storage_keys_in_use(conn: AsyncConnection, storage_keys: list[str]) -> set[str]:
+    """Which of these keys some asset row still refers to."""
+    found: set[str] = set()
+    for start in range(0, len(storage_keys), 500):
+        chunk = storage_keys[start : start + 500]
+        rows = await conn.scalars(
+            select(assets.c.storage_key).where(assets.c.storage_key.in_(chunk)).distinct()
+        )
+        found.update(rows)
+    return found
 
 
 async def delete_assets_of_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[str]:

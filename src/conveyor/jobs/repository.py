@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -439,6 +439,11 @@ async def reopen_failed_items(conn: AsyncConnection, job: JobRow, now: datetime)
         )
     )
     return failed
+
+
+async def delete_jobs(conn: AsyncConnection, job_ids: list[str]) -> None:
+    """Delete jobs; their items and step runs go with them (ON DELETE CASCADE)."""
+    await conn.execute(delete(jobs).where(jobs.c.id.in_(job_ids)))
 
 
 async def cancelled_among(conn: AsyncConnection, job_ids: list[str]) -> set[str]:

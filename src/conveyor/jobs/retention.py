@@ -7,14 +7,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete
-
 from conveyor.assets import repository as assets_repo
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
 from conveyor.core.periodic import every
 from conveyor.jobs import repository as repo
-from conveyor.jobs.models import jobs
 from conveyor.queue import QueueRepository
 from conveyor.storage import StorageBackend
 
@@ -32,6 +29,7 @@ class RetentionSweeper:
         days: int,
         interval: float = 3600.0,
         batch: int = 200,
+        grace: float = 60.0,
     ) -> None:
         self.db = db
         self.queue = queue
@@ -40,6 +38,9 @@ class RetentionSweeper:
         self.days = days
         self.interval = interval
         self.batch = batch
+        # Bytes freed by a purge are deleted only if still unused this long after: a new
+        # asset may reuse the same bytes and write its row a moment after storing them.
+        self.grace = grace
 
     async def run(self, *, holder: str) -> None:
         await every(self.interval, lambda: self.sweep(holder), name="retention sweep")
@@ -53,20 +54,23 @@ class RetentionSweeper:
                 log.info("retention purged %d jobs older than %d days", purged, self.days)
 
     async def purge(self) -> int:
-        """Delete expired jobs in batches; returns how many."""
+        """Delete expired jobs in batches, then the bytes nothing uses any more; returns how
+        many jobs."""
         cutoff = self.clock.now() - timedelta(days=self.days)
         total = 0
+        freed: set[str] = set()
         while True:
             async with self.db.write() as conn:
                 job_ids = await repo.finished_job_ids_before(conn, cutoff, self.batch)
                 if not job_ids:
                     break
-                keys = await assets_repo.delete_assets_of_jobs(conn, job_ids)
-                await conn.execute(delete(jobs).where(jobs.c.id.in_(job_ids)))
-            for key in sorted(set(keys)):
-                async with self.db.read() as conn:
-                    in_use = await assets_repo.storage_key_in_use(conn, key)
-                if not in_use:
-                    await self.storage.delete(key)
+                freed |= set(await assets_repo.delete_assets_of_jobs(conn, job_ids))
+                await repo.delete_jobs(conn, job_ids)
             total += len(job_ids)
+        if freed:
+            await self.clock.sleep(self.grace)
+            async with self.db.read() as conn:
+                in_use = await assets_repo.storage_keys_in_use(conn, sorted(freed))
+            for key in sorted(freed - in_use):
+                await self.storage.delete(key)
         return total

@@ -1,0 +1,78 @@
+"""Retention on both databases: expired jobs go with their items, step runs and asset rows;
+their bytes go too, unless a newer asset still uses them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from conveyor.assets.service import AssetService
+from conveyor.clients.service import LOCAL_CLIENT, ClientService
+from conveyor.core.clock import ManualClock
+from conveyor.core.db import Database
+from conveyor.jobs.models import items, jobs
+from conveyor.jobs.retention import RetentionSweeper
+from conveyor.queue import QueueRepository
+from conveyor.storage import LocalStorage
+
+
+async def _job(db: Database, clock: ManualClock, job_id: str, *, finished: bool) -> None:
+    now = clock.now()
+    async with db.write() as conn:
+        await conn.execute(
+            jobs.insert().values(
+                id=job_id,
+                client_id=LOCAL_CLIENT.id,
+                recipe="model",
+                status="completed" if finished else "processing",
+                options={},
+                total=1,
+                created_at=now,
+                updated_at=now,
+                finished_at=now if finished else None,
+            )
+        )
+        await conn.execute(
+            items.insert().values(
+                id=f"{job_id}-item",
+                job_id=job_id,
+                seq=0,
+                status="completed" if finished else "running",
+                input={},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+async def test_expired_jobs_take_their_files_unless_something_newer_uses_them(
+    db: Database, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    storage = LocalStorage(tmp_path / "assets", fsync=False)
+    assets = AssetService(db, storage, clock, max_upload_bytes=1 << 20)
+    await ClientService(db, clock).ensure_local_client()
+    await _job(db, clock, "old", finished=True)
+    only_old = await assets.store_bytes(LOCAL_CLIENT.id, b"old bytes", job_id="old")
+    shared_old = await assets.store_bytes(LOCAL_CLIENT.id, b"shared bytes", job_id="old")
+    clock.advance(timedelta(days=20).total_seconds())
+    await _job(db, clock, "new", finished=True)
+    await _job(db, clock, "running", finished=False)
+    await assets.store_bytes(LOCAL_CLIENT.id, b"shared bytes", job_id="new")
+    clock.advance(timedelta(days=11).total_seconds())  # "old" is 31 days old, "new" 11
+
+    sweeper = RetentionSweeper(
+        db, QueueRepository(db.dialect, clock), storage, clock, days=30, grace=0
+    )
+    assert await sweeper.purge() == 1
+
+    async with db.read() as conn:
+        left = set(await conn.scalars(select(jobs.c.id)))
+        item_count = await conn.scalar(select(func.count()).select_from(items))
+    assert left == {"new", "running"}
+    assert item_count == 2
+    assert not await storage.exists(only_old.storage_key)
+    assert await storage.exists(shared_old.storage_key)  # the new job's asset uses these bytes
+    assert await sweeper.purge() == 0
