@@ -9,7 +9,7 @@ bytes inline as a ``data:`` URL.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -19,7 +19,7 @@ from conveyor.assets.models import SOURCE_DERIVED, SOURCE_GENERATED
 from conveyor.assets.repository import Asset
 from conveyor.assets.service import AssetService, decode_data_url
 from conveyor.core.db import after_commit
-from conveyor.errors import BadRequest, PayloadTooLarge
+from conveyor.errors import PayloadTooLarge
 from conveyor.providers.base import FileInput, StoredFile
 from conveyor.providers.errors import PermanentProviderError
 
@@ -37,7 +37,12 @@ class Downloader(Protocol):
     """The SSRF-checked fetcher (``conveyor.net``), as far as this module needs it."""
 
     def stream(
-        self, url: str, *, max_bytes: int | None = None
+        self,
+        url: str,
+        *,
+        max_bytes: int | None = None,
+        accept: Collection[str] | None = None,
+        allow_data: bool = False,
     ) -> AbstractAsyncContextManager[DownloadBody]: ...
 
 
@@ -46,16 +51,17 @@ class Downloader(Protocol):
 _IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
+def _without_data(url: str) -> str | None:
+    # A data: URL is the content itself: not worth keeping as the asset's source.
+    return None if url[:5].lower() == "data:" else url
+
+
 def _source(url: str | None) -> dict[str, str] | None:
     return {"source_url": url} if url and len(url) <= 2048 else None
 
 
 def stored(asset: Asset) -> StoredFile:
     return StoredFile(asset.id, asset.mime_type, asset.size, asset.sha256)
-
-
-async def _chunks(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 class ItemFiles:
@@ -159,20 +165,17 @@ class ItemFiles:
     async def store_from_url(self, url: str) -> StoredFile:
         return await self._download(url, source_type=SOURCE_GENERATED)
 
-    async def store_input(self, url: str) -> StoredFile:
-        """Store a client-given input URL as a derived asset of this item."""
-        return await self._download(url, source_type=SOURCE_DERIVED)
+    async def store_input(self, url: str, *, accept: Collection[str] | None = None) -> StoredFile:
+        """Store a client-given input URL as a derived asset of this item; with ``accept``
+        (e.g. ``image/*``) other content is refused before anything is stored."""
+        return await self._download(url, source_type=SOURCE_DERIVED, accept=accept)
 
-    async def _download(self, url: str, *, source_type: str) -> StoredFile:
-        if url.startswith("data:"):
-            try:
-                data, _ = decode_data_url(url)
-            except BadRequest as exc:
-                raise PermanentProviderError(exc.message) from exc
-            chunks: AsyncIterable[bytes] = _chunks(data)
-            asset = await self._ingest(chunks, source_type, url=None)
-            return stored(asset)
-        async with self._downloader.stream(url, max_bytes=self._max_bytes) as body:
+    async def _download(
+        self, url: str, *, source_type: str, accept: Collection[str] | None = None
+    ) -> StoredFile:
+        async with self._downloader.stream(
+            url, max_bytes=self._max_bytes, accept=accept, allow_data=True
+        ) as body:
             length = body.content_length
             if length is not None and length <= min(_IN_MEMORY_BYTES, self._max_bytes):
                 data = await body.read()
@@ -187,7 +190,7 @@ class ItemFiles:
                 )
                 self._pending[asset.id] = asset
             else:
-                asset = await self._ingest(body, source_type, url=url)
+                asset = await self._ingest(body, source_type, url=_without_data(url))
         return stored(asset)
 
     async def _ingest(

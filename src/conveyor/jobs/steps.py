@@ -171,12 +171,7 @@ class ItemExecution:
                 )
 
     async def fetch_input(self, url: str, *, images_only: bool = False) -> StoredFile:
-        stored = await self.files.store_input(url)
-        if images_only and not stored.mime_type.startswith("image/"):
-            raise ItemFailed(
-                f"{url} is not an image (it is {stored.mime_type})", code="NOT_AN_IMAGE"
-            )
-        return stored
+        return await self.files.store_input(url, accept=("image/*",) if images_only else None)
 
     async def step(self, name: str, models: Sequence[str], inputs: dict[str, Any]) -> ModelOutput:
         for row in reversed(self.prior):

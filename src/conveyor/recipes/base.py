@@ -65,7 +65,9 @@ class ItemRun(Protocol):
         ...
 
     async def fetch_input(self, url: str, *, images_only: bool = False) -> StoredFile:
-        """Download a client-given URL (SSRF-checked, size-limited) and store it."""
+        """Download a client-given URL (SSRF-checked, size-limited) and store it.
+
+        ``images_only`` refuses anything else with ``NotAnImage`` before it is stored."""
         ...
 
     def warn(self, message: str) -> None:

@@ -322,12 +322,6 @@ async def _fetch_image(
         stored = await run.fetch_input(url, images_only=True)
     except FetchError as exc:
         return exc
-    except ItemFailed as exc:
-        if exc.code != "NOT_AN_IMAGE":
-            raise
-        # The engine's message quotes the whole URL, whose query may hold a token.
-        kind = exc.message.rpartition("(it is ")[2].rstrip(")")
-        return f"not an image (it is {kind})" if kind != exc.message else "not an image"
     data = await run.files.read(FileInput(asset_id=stored.asset_id))
     try:
         info = await asyncio.to_thread(check_image, data)

@@ -194,7 +194,7 @@ async def test_a_job_whose_every_lot_failed_reports_why(start_stack: StartStack)
         with pytest.raises(SeedClientError, match="Job failed: all 2 lots failed") as failed:
             await client.wait_for_completion(job_id, poll_interval=0.05)
         assert "lot 'a': no usable image" in str(failed.value)
-        assert "not an image (it is text/html)" in str(failed.value)
+        assert "did not send an image (got text/html)" in str(failed.value)
         assert stack.counters() == {}
 
 

@@ -57,7 +57,7 @@ async def test_every_bad_image_is_skipped_with_its_reason(start_stack: StartStac
             6: "link-local",
             7: "sends 5,368,709,120 bytes, more than the limit",
             8: "more than the limit of 1,048,576",
-            9: "not an image",
+            9: "did not send an image (got text/html)",
             10: "corrupt",
             11: "loopback",
             12: "URL refused",

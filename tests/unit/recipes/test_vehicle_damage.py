@@ -93,7 +93,7 @@ class FakeRun:
         if isinstance(found, Exception):
             raise found
         if images_only and not found.startswith(b"\x89PNG"):
-            raise ItemFailed(f"{url} is not an image (it is text/html)", code="NOT_AN_IMAGE")
+            raise NotAnImage("cdn did not send an image (got text/html)", mime="text/html")
         asset_id = f"asset-{len(self.blobs) + 1}"
         self.blobs[asset_id] = found
         return StoredFile(asset_id, "image/png", len(found), "0" * 64)
@@ -184,7 +184,7 @@ async def test_unusable_images_are_skipped_with_a_reason_each() -> None:
     assert result["warnings"] == [
         "image 4: image is only 1×1 pixels; the description may be poor",
         "image 2: URL refused: the host is a private address 10.0.0.1; skipped",
-        "image 3: not an image (it is text/html); skipped",
+        "image 3: cdn did not send an image (got text/html); skipped",
     ]
     assert run.warnings == result["warnings"]
     assert len(run.steps[0][2]["images"]) == 2  # the good one and the tiny one
