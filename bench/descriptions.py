@@ -6,7 +6,7 @@ through ``POST /api/v1/generate-descriptions`` exactly as the seed's client send
 simulator's OpenAI-compatible chat, every call taking uniform(``--latency-min``,
 ``--latency-max``) seconds (2–8 s by default); the photos come from a local image server.
 The API (uvicorn, no workers) and the simulator run in this process; the work runs in one
-``conveyor worker`` process (``bench._worker``) whose RSS is sampled every 0.25 s. The
+``conveyor worker`` process (``bench._stack.WorkerProcess``) whose RSS is sampled every 0.25 s. The
 OpenAI spec's own request limits apply unchanged (in flight and requests per second), so
 the time to finish is compared with the bound those limits set.
 

@@ -4,8 +4,9 @@ Everything runs against the provider simulator acting as issue 2's fake provider
 ``z-image`` network, tasks finishing uniform(30, 60) s × ``--scale`` after submission (0 s
 for the "instant" provider), polled with the shipped spec's protocol (1 s first, backing off
 ×1.5 to the configured 3 s, ±10 % jitter). The simulator runs in this process behind a
-stopwatch (``bench._sim``); the worker is a separate process (``bench._worker``: ``conveyor
-worker`` with the provider's request limits sized for the load) so its RSS is its own; each
+stopwatch (``bench._sim``); the worker is a separate ``conveyor worker`` process
+(``bench._stack.WorkerProcess``, with the provider's request limits sized for the load) so its
+RSS is its own; each
 scenario gets a fresh database. See ``bench._scenarios`` for what each one measures.
 """
 

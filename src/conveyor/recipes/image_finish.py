@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from conveyor.recipes.base import ItemFailed, ItemRun, Recipe, StrictModel, asset_file, output_json
+from conveyor.providers.base import FileInput
+from conveyor.recipes.base import ItemRun, Recipe, StrictModel, output_json
 
 
 class FileRef(StrictModel):
@@ -18,9 +19,6 @@ class FileRef(StrictModel):
         if (self.asset_id is None) == (self.url is None):
             raise ValueError("give exactly one of asset_id or url")
         return self
-
-    def as_input(self) -> dict[str, str]:
-        return {"asset_id": self.asset_id} if self.asset_id else {"url": self.url or ""}
 
 
 class FinishItem(StrictModel):
@@ -61,9 +59,7 @@ class ImageFinishRecipe(Recipe):
     async def run(self, run: ItemRun) -> dict[str, Any]:
         item = FinishItem.model_validate(run.input)
         options = FinishOptions.model_validate(run.options)
-        image = asset_file(item.image.as_input())
-        if image is None:  # pragma: no cover - FileRef guarantees one of the two
-            raise ItemFailed("no image given")
+        image = FileInput(asset_id=item.image.asset_id, url=item.image.url)
         inputs: dict[str, Any] = {
             "image": image,
             "background": options.background,

@@ -40,6 +40,8 @@ from conveyor.recipes.base import ItemFailed, ItemRun, Recipe, StrictModel
 
 MAX_IMAGES = 20
 MAX_ADDITIONAL_INFO = 20_000
+MAX_LOT_ID = 200
+MAX_URL = 2048
 SOURCE_LANGUAGE = "en"
 DEFAULT_DESCRIBE_MODELS = ("openai/vision",)
 DEFAULT_TRANSLATE_MODELS = ("openai/translate",)
@@ -68,7 +70,7 @@ TRANSLATE_SYSTEM_PROMPT = (
 class LotImage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(..., min_length=1, max_length=2048, pattern=r"^[hH][tT][tT][pP][sS]?://")
+    url: str = Field(..., min_length=1, max_length=MAX_URL, pattern=r"^[hH][tT][tT][pP][sS]?://")
 
 
 class Lot(BaseModel):
@@ -76,7 +78,7 @@ class Lot(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lot_id: str = Field(..., min_length=1, max_length=200)
+    lot_id: str = Field(..., min_length=1, max_length=MAX_LOT_ID)
     additional_info: str = Field("", max_length=MAX_ADDITIONAL_INFO)
     images: list[LotImage] = Field(..., min_length=1, max_length=MAX_IMAGES)
 

@@ -24,9 +24,6 @@ from tests.integration.compat.descriptions_stack import (
 )
 from tests.integration.compat.seed_client import SeedClient, SeedClientError, lot
 
-# jobs.repository.set_item_stage: two items entering "translating" in concurrent transactions
-# each see the other's stage as not yet there (READ COMMITTED), so neither moves the job on;
-# it moves when the first of them finishes. Locking the job row first fixes it (reported).
 ALLOWED_TAG = re.compile(r"</?(p|ul|li|b|i|br)>")
 
 

@@ -22,13 +22,11 @@ from pydantic import BaseModel, Field
 from conveyor.content.languages import normalize_languages
 from conveyor.errors import BadRequest
 from conveyor.jobs.repository import ItemRow, JobRow
-from conveyor.recipes.vehicle_damage import MAX_ADDITIONAL_INFO, MAX_IMAGES
+from conveyor.recipes.vehicle_damage import MAX_ADDITIONAL_INFO, MAX_IMAGES, MAX_LOT_ID, MAX_URL
 
 SUPPORTED_VERSIONS = ("1.0.0",)
 DEFAULT_VERSION = "1.0.0"
 MAX_LANGUAGES = 100
-MAX_LOT_ID = 200
-MAX_URL = 2048
 # Problems listed in one 400 answer; the count says how many there were in all.
 MAX_PROBLEMS = 50
 
