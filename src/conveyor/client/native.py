@@ -73,14 +73,28 @@ def _job_body(
     return body
 
 
-def _parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    event = "message"
-    for line in lines:
+class _SseParser:
+    """Server-Sent Events, one line at a time: ``feed`` returns a complete event or None."""
+
+    def __init__(self) -> None:
+        self._event = "message"
+
+    def feed(self, line: str) -> tuple[str, dict[str, Any]] | None:
         if line.startswith("event: "):
-            event = line[7:]
+            self._event = line[7:]
         elif line.startswith("data: "):
-            yield event, json.loads(line[6:])
-            event = "message"
+            event, self._event = self._event, "message"
+            return event, json.loads(line[6:])
+        return None
+
+
+def _followed(
+    event: str, data: dict[str, Any], on_progress: ProgressCallback | None
+) -> dict[str, Any] | None:
+    """What ``wait`` does with one event: report progress; the finished job ends the wait."""
+    if event in ("job", "progress") and on_progress:
+        on_progress(data)
+    return data if event == "finished" else None
 
 
 class Conveyor:
@@ -207,7 +221,10 @@ class Conveyor:
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
-            yield from _parse_sse(response.iter_lines())
+            parser = _SseParser()
+            for line in response.iter_lines():
+                if (parsed := parser.feed(line)) is not None:
+                    yield parsed
 
     def wait(
         self,
@@ -222,10 +239,8 @@ class Conveyor:
         if timeout is None:
             try:
                 for event, data in self.events(job_id):
-                    if event in ("job", "progress") and on_progress:
-                        on_progress(data)
-                    if event == "finished":
-                        return data
+                    if (finished := _followed(event, data, on_progress)) is not None:
+                        return finished
             except (httpx.HTTPError, ValueError):
                 pass  # the stream broke: fall back to polling
         while True:
@@ -319,13 +334,10 @@ class AsyncConveyor:
             if response.status_code >= 400:
                 await response.aread()
                 _raise_for(response)
-            event = "message"
+            parser = _SseParser()
             async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    yield event, json.loads(line[6:])
-                    event = "message"
+                if (parsed := parser.feed(line)) is not None:
+                    yield parsed
 
     async def wait(
         self,
@@ -347,10 +359,8 @@ class AsyncConveyor:
         async def follow() -> dict[str, Any]:
             try:
                 async for event, data in self.events(job_id):
-                    if event in ("job", "progress") and on_progress:
-                        on_progress(data)
-                    if event == "finished":
-                        return data
+                    if (finished := _followed(event, data, on_progress)) is not None:
+                        return finished
             except (httpx.HTTPError, ValueError):
                 pass
             return await poll()
