@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -13,6 +15,11 @@ from rich.console import Console
 
 from conveyor.client import ApiError, Conveyor
 from conveyor.config import Settings
+
+if TYPE_CHECKING:
+    from conveyor.core.db import Database
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Conveyor: a self-hosted generation gateway.",
@@ -53,6 +60,22 @@ def migrate_database(settings: Settings) -> None:
     from conveyor.core.migrate import upgrade
 
     upgrade(settings.resolved_database_url)
+
+
+def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Migrate, then open the database for one piece of admin work and close it again."""
+    migrate_database(settings)
+
+    async def run() -> T:
+        from conveyor.core.db import Database
+
+        db = Database(settings.resolved_database_url, pool_size=1)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
 
 
 def api_client(url: str, key: str | None) -> Conveyor:

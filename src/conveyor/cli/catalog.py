@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
@@ -18,11 +17,11 @@ from conveyor.cli.app import (
     console,
     err,
     fail,
-    migrate_database,
     models_app,
     parse_options,
     print_json,
     providers_app,
+    with_database,
 )
 from conveyor.config import get_settings
 
@@ -85,23 +84,17 @@ def providers_add(
     from conveyor.core.db import Database
     from conveyor.providers.spec import ProviderSpecError, parse_spec_text
 
-    settings = get_settings()
-    migrate_database(settings)
     source = spec_file.read_text(encoding="utf-8")
     try:
         spec = parse_spec_text(source, source=spec_file.name)
     except ProviderSpecError as exc:
         raise fail(exc.message) from exc
 
-    async def run() -> bool:
-        db = Database(settings.resolved_database_url, pool_size=1)
-        try:
-            async with db.write() as conn:
-                return await repository.save_spec(conn, spec.name, source, SystemClock().now())
-        finally:
-            await db.dispose()
+    async def save(db: Database) -> bool:
+        async with db.write() as conn:
+            return await repository.save_spec(conn, spec.name, source, SystemClock().now())
 
-    created = asyncio.run(run())
+    created = with_database(get_settings(), save)
     verb = "added" if created else "replaced"
     console.print(
         f"{verb} provider {spec.name} with models: {', '.join(m.id for m in spec.models)}"

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from conveyor.cli.app import (
-    console,
-    err,
-    fail,
-    keys_app,
-    migrate_database,
-)
-from conveyor.config import Settings, get_settings
+from conveyor.cli.app import console, err, fail, keys_app, with_database
+from conveyor.config import get_settings
 
-
-def _client_service(settings: Settings) -> Any:
-    from conveyor.clients.service import ClientService
-    from conveyor.core.clock import SystemClock
+if TYPE_CHECKING:
+    from conveyor.clients.service import ApiKeyInfo, ClientService
     from conveyor.core.db import Database
 
-    return ClientService(Database(settings.resolved_database_url, pool_size=1), SystemClock())
+
+def _clients(db: Database) -> ClientService:
+    from conveyor.clients.service import ClientService
+    from conveyor.core.clock import SystemClock
+
+    return ClientService(db, SystemClock())
 
 
 @keys_app.command("create")
@@ -32,18 +28,12 @@ def keys_create(
     label: Annotated[str, typer.Option(help="A name for this key")] = "default",
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
-    settings = get_settings()
-    migrate_database(settings)
 
-    async def run() -> str:
-        service = _client_service(settings)
-        try:
-            key, _ = await service.create_key(name, key_name=label)
-            return str(key)
-        finally:
-            await service.db.dispose()
+    async def create(db: Database) -> str:
+        key, _ = await _clients(db).create_key(name, key_name=label)
+        return key
 
-    key = asyncio.run(run())
+    key = with_database(get_settings(), create)
     err.print(f"API key for client [bold]{name}[/bold] (shown once, keep it safe):")
     print(key)
 
@@ -51,18 +41,12 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (prefixes only)."""
-    settings = get_settings()
-    migrate_database(settings)
 
-    async def run() -> list[Any]:
-        service = _client_service(settings)
-        try:
-            return list(await service.list_keys())
-        finally:
-            await service.db.dispose()
+    async def listed(db: Database) -> list[ApiKeyInfo]:
+        return list(await _clients(db).list_keys())
 
     table = Table("id", "client", "name", "prefix", "created", "last used", "revoked")
-    for key in asyncio.run(run()):
+    for key in with_database(get_settings(), listed):
         table.add_row(
             key.id,
             key.client,
@@ -80,18 +64,8 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or prefix")]) ->
     """Revoke a key; requests with it are refused from then on."""
     from conveyor.errors import ConveyorError
 
-    settings = get_settings()
-    migrate_database(settings)
-
-    async def run() -> Any:
-        service = _client_service(settings)
-        try:
-            return await service.revoke_key(key)
-        finally:
-            await service.db.dispose()
-
     try:
-        revoked = asyncio.run(run())
+        revoked = with_database(get_settings(), lambda db: _clients(db).revoke_key(key))
     except ConveyorError as exc:
         raise fail(exc.message) from exc
     console.print(f"revoked {revoked.prefix}… of client {revoked.client}")

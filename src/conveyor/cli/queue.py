@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from conveyor.cli.app import (
     console,
     fail,
     queue_app,
+    with_database,
 )
 from conveyor.config import get_settings
 
@@ -24,19 +24,13 @@ def queue_dead(limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> Non
     from conveyor.core.db import Database
     from conveyor.queue import QueueRepository
 
-    settings = get_settings()
-
-    async def run() -> list[Any]:
-        db = Database(settings.resolved_database_url, pool_size=1)
-        try:
-            async with db.read() as conn:
-                repo = QueueRepository(db.dialect, SystemClock())
-                return await repo.list_tasks(conn, status="dead", limit=limit)
-        finally:
-            await db.dispose()
+    async def dead(db: Database) -> list[Any]:
+        async with db.read() as conn:
+            repo = QueueRepository(db.dialect, SystemClock())
+            return await repo.list_tasks(conn, status="dead", limit=limit)
 
     table = Table("id", "handler", "attempts", "payload", "last error")
-    for task in asyncio.run(run()):
+    for task in with_database(get_settings(), dead):
         error = (task.last_error or "").splitlines()[0][:80] if task.last_error else ""
         table.add_row(
             str(task.id), task.handler, str(task.attempts), json.dumps(task.payload), error
@@ -51,16 +45,10 @@ def queue_requeue(task_id: int) -> None:
     from conveyor.core.db import Database
     from conveyor.queue import QueueRepository
 
-    settings = get_settings()
+    async def requeue(db: Database) -> bool:
+        async with db.write() as conn:
+            return await QueueRepository(db.dialect, SystemClock()).requeue(conn, task_id)
 
-    async def run() -> bool:
-        db = Database(settings.resolved_database_url, pool_size=1)
-        try:
-            async with db.write() as conn:
-                return await QueueRepository(db.dialect, SystemClock()).requeue(conn, task_id)
-        finally:
-            await db.dispose()
-
-    if not asyncio.run(run()):
+    if not with_database(get_settings(), requeue):
         raise fail(f"task {task_id} is not a dead task")
     console.print(f"task {task_id} queued again")

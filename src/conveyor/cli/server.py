@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,20 +15,19 @@ from conveyor.cli.app import (
     fail,
     migrate_database,
     setup_logging,
+    with_database,
 )
-from conveyor.config import Settings, get_settings
+from conveyor.config import get_settings
 
-
-async def _active_keys(settings: Settings) -> int:
-    from conveyor.clients.service import ClientService
-    from conveyor.core.clock import SystemClock
+if TYPE_CHECKING:
     from conveyor.core.db import Database
 
-    db = Database(settings.resolved_database_url, pool_size=1)
-    try:
-        return 1 if await ClientService(db, SystemClock()).has_active_keys() else 0
-    finally:
-        await db.dispose()
+
+async def _has_active_keys(db: Database) -> bool:
+    from conveyor.clients.service import ClientService
+    from conveyor.core.clock import SystemClock
+
+    return await ClientService(db, SystemClock()).has_active_keys()
 
 
 @app.command()
@@ -68,8 +67,7 @@ def serve(
     if insecure:
         updates["insecure"] = True
     settings = get_settings().model_copy(update=updates)
-    migrate_database(settings)
-    if not settings.open_mode_allowed and asyncio.run(_active_keys(settings)) == 0:
+    if not settings.open_mode_allowed and not with_database(settings, _has_active_keys):
         raise fail(
             f"refusing to listen on {settings.host} with no API key: anyone could use it. "
             "Create one with `conveyor keys create NAME`, bind 127.0.0.1, or pass --insecure.",
