@@ -154,8 +154,9 @@ async def create_job(runtime: Runtime, count: int, tag: str) -> str:
     body = JobCreate(
         model=MODEL, items=[{"prompt": f"{tag} product photo {i}"} for i in range(count)]
     )
-    submission = await runtime.jobs.prepare(LOCAL_CLIENT, body)
-    created = await runtime.jobs.create(LOCAL_CLIENT, submission)
+    submission = runtime.jobs.prepare(body)
+    async with runtime.db.write() as conn:
+        created = await runtime.jobs.create(conn, LOCAL_CLIENT, submission)
     return created.job.id
 
 

@@ -24,25 +24,30 @@ from conveyor.assets.links import AssetLinks
 from conveyor.assets.service import AssetService
 from conveyor.catalog.service import CatalogService
 from conveyor.clients.service import ClientService
+from conveyor.compat.descriptions.service import DescriptionsService
 from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.db import Database
 from conveyor.core.notify import PostgresListener, Signal
-from conveyor.jobs.cancellation import CancellationWatch
+from conveyor.execution.cancellation import CancellationWatch
+from conveyor.execution.engine import EngineDeps
+from conveyor.execution.tasks import register_execution_tasks
+from conveyor.execution.webhooks import WebhookSender
 from conveyor.jobs.events import EVENTS_CHANNEL, EventBus
+from conveyor.jobs.items import ItemService
+from conveyor.jobs.models import JobRow
 from conveyor.jobs.retention import RetentionSweeper
+from conveyor.jobs.schemas import JobOut
 from conveyor.jobs.service import JobService
-from conveyor.jobs.steps import EngineDeps
-from conveyor.jobs.tasks import register_job_tasks
-from conveyor.jobs.webhooks import WebhookSender
+from conveyor.jobs.streams import JobStreams
 from conveyor.net.fetcher import SafeFetcher
 from conveyor.net.policy import UrlPolicy
 from conveyor.providers.base import ModelAdapter
 from conveyor.providers.catalog_setup import build_model_registry, cpu_limits, http_overrides
 from conveyor.providers.http import build_http_adapters
+from conveyor.providers.local.pool import EnginePool
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository, RetryPolicy, TaskRegistry, Worker, WorkerConfig
-from conveyor.queue.cpu import ProcessPoolRunner
 from conveyor.queue.repository import NOTIFY_CHANNEL
 from conveyor.recipes.base import RecipeRegistry
 from conveyor.recipes.catalog import default_recipes
@@ -68,10 +73,13 @@ class Runtime:
     recipes: RecipeRegistry
     models: ModelRegistry
     jobs: JobService
+    items: ItemService
+    streams: JobStreams
+    descriptions: DescriptionsService
     catalog: CatalogService
     http: aiohttp.ClientSession
     fetcher: SafeFetcher
-    cpu: ProcessPoolRunner
+    cpu: EnginePool
     watch: CancellationWatch
     secret_key: str
     asset_links: AssetLinks | None = None
@@ -84,12 +92,11 @@ class Runtime:
         return EngineDeps(
             db=self.db,
             clock=self.clock,
-            queue=self.queue,
+            items=self.items,
             recipes=self.recipes,
             models=self.models,
             assets=self.assets,
             downloader=self.fetcher,
-            events=self.events,
             watch=self.watch,
             max_input_bytes=self.settings.fetch_max_bytes,
             asset_links=self.asset_links,
@@ -112,12 +119,13 @@ class Runtime:
         """Run a worker in this process (embedded in ``serve``, or ``conveyor worker``)."""
         _tune_garbage_collector()
         registry = TaskRegistry()
-        register_job_tasks(
+        register_execution_tasks(
             registry,
             self.engine_deps(),
             WebhookSender(
                 self.db,
                 self.clock,
+                self.items,
                 self.fetcher,
                 secret=self.secret_key,
                 render_job=_render_job,
@@ -130,7 +138,7 @@ class Runtime:
         self._spawn(self.worker.run(), "worker")
         self._spawn(self.watch.run(), "cancellation-watch")
         sweeper = RetentionSweeper(
-            self.db, self.queue, self.storage, self.clock, days=self.settings.retention_days
+            self.db, self.queue, self.assets, self.clock, days=self.settings.retention_days
         )
         self._spawn(sweeper.run(holder=self.worker.id), "retention")
         await self.worker.started.wait()
@@ -168,10 +176,8 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
-def _render_job(job: object) -> dict[str, object]:
-    from conveyor.jobs.schemas import JobOut
-
-    return JobOut.from_row(job).model_dump(mode="json")  # type: ignore[arg-type]
+def _render_job(job: JobRow) -> dict[str, object]:
+    return JobOut.from_row(job).model_dump(mode="json")
 
 
 def _secret_key(settings: Settings) -> str:
@@ -234,7 +240,7 @@ async def open_runtime(
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
     )
     fetcher = SafeFetcher(http, UrlPolicy.from_settings(settings))
-    cpu = ProcessPoolRunner(settings.process_pool_size, limits=cpu_limits(settings))
+    cpu = EnginePool(settings.process_pool_size, limits=cpu_limits(settings))
     models = build_model_registry(settings, http=http, cpu=cpu)
     for adapter in extra_adapters:
         models.add(adapter)
@@ -254,9 +260,8 @@ async def open_runtime(
     )
     await catalog.load_stored()
     clients = ClientService(db, clock, open_allowed=settings.open_mode_allowed)
-    assets = AssetService(db, storage, clock, max_upload_bytes=settings.max_upload_bytes)
+    assets = AssetService(storage, clock, max_upload_bytes=settings.max_upload_bytes)
     jobs = JobService(
-        db,
         clock,
         queue,
         recipes,
@@ -266,6 +271,8 @@ async def open_runtime(
         max_items=settings.max_items_per_job,
         simulated=settings.simulate,
     )
+    items = ItemService(clock, queue, events)
+    streams = JobStreams(db, clock, events, assets)
     secret_key = _secret_key(settings)
     listener = None
     if db.dialect == "postgresql":
@@ -286,11 +293,14 @@ async def open_runtime(
         recipes=recipes,
         models=models,
         jobs=jobs,
+        items=items,
+        streams=streams,
+        descriptions=DescriptionsService(jobs, streams, clients, clock, settings),
         catalog=catalog,
         http=http,
         fetcher=fetcher,
         cpu=cpu,
-        watch=CancellationWatch(db, events),
+        watch=CancellationWatch(db, events, items),
         secret_key=secret_key,
         asset_links=AssetLinks(secret_key, settings.public_url, clock)
         if settings.public_url

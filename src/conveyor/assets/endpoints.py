@@ -6,14 +6,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
-from conveyor.assets.links import AssetLinks
-from conveyor.assets.repository import Asset
+from conveyor.assets.models import Asset
 from conveyor.assets.schemas import AssetOut
-from conveyor.assets.service import AssetService
-from conveyor.clients.dependencies import CurrentClient
+from conveyor.deps import AssetLinksDep, AssetServiceDep, CurrentClient, DatabaseDep, ReadConn
 from conveyor.errors import Forbidden
 from conveyor.storage import ObjectStream
 
@@ -23,11 +21,6 @@ AssetId = Annotated[str, Path(min_length=1, max_length=64)]
 _READ_CHUNK = 1 << 20
 
 
-def asset_service(request: Request) -> AssetService:
-    service: AssetService = request.app.state.runtime.assets
-    return service
-
-
 async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
     while chunk := await upload.read(_READ_CHUNK):
         yield chunk
@@ -35,22 +28,26 @@ async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 
 @router.post("", status_code=201, response_model=AssetOut, summary="Upload a file")
 async def upload_asset(
-    request: Request,
     client: CurrentClient,
+    db: DatabaseDep,
+    assets: AssetServiceDep,
     file: Annotated[UploadFile, File(description="The file; its type is sniffed from the bytes")],
 ) -> AssetOut:
-    asset = await asset_service(request).ingest(
-        client.id, _upload_chunks(file), filename=file.filename
-    )
+    # The bytes first, outside any transaction (an upload may be slow), then the row.
+    asset = await assets.ingest(client.id, _upload_chunks(file), filename=file.filename)
+    async with db.write() as conn:
+        await assets.add(conn, asset)
     return AssetOut.from_asset(asset)
 
 
 @router.get("/{asset_id}", response_model=AssetOut, summary="Asset metadata")
-async def get_asset(request: Request, client: CurrentClient, asset_id: AssetId) -> AssetOut:
-    return AssetOut.from_asset(await asset_service(request).get(asset_id, client_id=client.id))
+async def get_asset(
+    client: CurrentClient, conn: ReadConn, assets: AssetServiceDep, asset_id: AssetId
+) -> AssetOut:
+    return AssetOut.from_asset(await assets.get(conn, asset_id, client_id=client.id))
 
 
-def _stream_asset(service: AssetService, asset: Asset, stream: ObjectStream) -> StreamingResponse:
+def _stream_asset(asset: Asset, stream: ObjectStream) -> StreamingResponse:
     async def body() -> AsyncIterator[bytes]:
         async with stream:
             async for chunk in stream:
@@ -69,17 +66,17 @@ def _stream_asset(service: AssetService, asset: Asset, stream: ObjectStream) -> 
     responses={200: {"content": {"application/octet-stream": {}}}, 403: {}, 404: {}},
 )
 async def get_signed_content(
-    request: Request,
+    conn: ReadConn,
+    assets: AssetServiceDep,
+    links: AssetLinksDep,
     asset_id: AssetId,
     expires: Annotated[int, Query(ge=0, le=2**40)],
     sig: Annotated[str, Query(min_length=64, max_length=64)],
 ) -> StreamingResponse:
-    links: AssetLinks | None = request.app.state.runtime.asset_links
     if links is None or not links.valid(asset_id, expires, sig):
         raise Forbidden("invalid or expired link", code="INVALID_LINK")
-    service = asset_service(request)
-    asset = await service.get(asset_id)
-    return _stream_asset(service, asset, await service.storage.open(asset.storage_key))
+    asset = await assets.get(conn, asset_id)
+    return _stream_asset(asset, await assets.open(asset))
 
 
 @router.get(
@@ -89,8 +86,7 @@ async def get_signed_content(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def get_asset_content(
-    request: Request, client: CurrentClient, asset_id: AssetId
+    client: CurrentClient, conn: ReadConn, assets: AssetServiceDep, asset_id: AssetId
 ) -> StreamingResponse:
-    service = asset_service(request)
-    asset = await service.get(asset_id, client_id=client.id)
-    return _stream_asset(service, asset, await service.storage.open(asset.storage_key))
+    asset = await assets.get(conn, asset_id, client_id=client.id)
+    return _stream_asset(asset, await assets.open(asset))

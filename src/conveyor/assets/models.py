@@ -3,6 +3,10 @@ content-addressed key; this row says whose they are and where they came from."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table
 
 from conveyor.core.models import JSONType, UTCDateTime, metadata
@@ -37,3 +41,20 @@ assets = Table(
     # Retention asks which stored bytes are still referred to.
     Index("ix_assets_storage_key", "storage_key"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    id: str
+    client_id: str
+    sha256: str
+    mime_type: str
+    size: int
+    storage_key: str
+    source_type: str
+    parent_asset_id: str | None
+    job_id: str | None
+    item_id: str | None
+    filename: str | None
+    meta: dict[str, Any] | None
+    created_at: datetime

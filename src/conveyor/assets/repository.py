@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from conveyor.assets.models import assets
-
-
-@dataclass(frozen=True, slots=True)
-class Asset:
-    id: str
-    client_id: str
-    sha256: str
-    mime_type: str
-    size: int
-    storage_key: str
-    source_type: str
-    parent_asset_id: str | None
-    job_id: str | None
-    item_id: str | None
-    filename: str | None
-    meta: dict[str, Any] | None
-    created_at: datetime
+from conveyor.assets.models import Asset, assets
 
 
 def _asset(row: Any) -> Asset:
     return Asset(**{name: getattr(row, name) for name in Asset.__slots__})
 
 
-async def insert_asset(conn: AsyncConnection, asset: Asset) -> None:
-    await conn.execute(insert(assets).values({n: getattr(asset, n) for n in Asset.__slots__}))
+async def insert_assets(conn: AsyncConnection, rows: list[Asset]) -> None:
+    if rows:
+        await conn.execute(
+            insert(assets), [{n: getattr(a, n) for n in Asset.__slots__} for a in rows]
+        )
 
 
 async def get_asset(conn: AsyncConnection, asset_id: str) -> Asset | None:

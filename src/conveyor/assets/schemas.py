@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from conveyor.assets.repository import Asset
+from conveyor.assets.models import Asset
 
 
 class AssetOut(BaseModel):

@@ -1,5 +1,12 @@
 """Assets: bytes in storage under content-addressed keys, a row per use.
 
+Storing and recording are two steps on purpose. ``ingest``/``store_bytes`` write the bytes
+(outside any transaction: a slow upload must not hold the database) and return the asset's
+row, not yet written; the caller records it with ``add`` in its own short transaction, next
+to whatever refers to it (the engine writes a step's files with the step's result). Bytes
+are content-addressed, so storing twice is harmless and a rolled-back row leaves nothing a
+client can see.
+
 Uploads are spooled to a temporary file while hashed, so a large file never sits in memory
 and an oversize one is refused as soon as it passes the limit. The MIME type is sniffed from
 the bytes; names and declared types are not trusted. Identical bytes are stored once.
@@ -17,14 +24,12 @@ from urllib.parse import unquote_to_bytes
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.assets import repository
-from conveyor.assets.models import SOURCE_GENERATED, SOURCE_UPLOADED
-from conveyor.assets.repository import Asset
+from conveyor.assets.models import SOURCE_GENERATED, SOURCE_UPLOADED, Asset
 from conveyor.content.sniff import extension_for, sniff_mime
 from conveyor.core.clock import Clock
-from conveyor.core.db import Database
 from conveyor.core.ids import new_id
 from conveyor.errors import BadRequest, NotFound, UnsupportedMediaType
-from conveyor.storage import StorageBackend, content_key, ingest, store_ingested
+from conveyor.storage import ObjectStream, StorageBackend, content_key, ingest, store_ingested
 from conveyor.storage.ingest import HEAD_SIZE
 
 OCTET_STREAM = "application/octet-stream"
@@ -51,13 +56,11 @@ def decode_data_url(url: str) -> tuple[bytes, str | None]:
 class AssetService:
     def __init__(
         self,
-        db: Database,
         storage: StorageBackend,
         clock: Clock,
         *,
         max_upload_bytes: int,
     ) -> None:
-        self.db = db
         self.storage = storage
         self.clock = clock
         self.max_upload_bytes = max_upload_bytes
@@ -75,13 +78,8 @@ class AssetService:
         item_id: str | None = None,
         parent_asset_id: str | None = None,
         meta: dict[str, Any] | None = None,
-        record: bool = True,
     ) -> Asset:
-        """Store a stream as a new asset (the bytes once per content, the row always).
-
-        With ``record=False`` the row is not written: the caller adds it with ``record()``
-        inside its own transaction (the engine writes it together with the step's result).
-        """
+        """Store a stream's bytes (once per content); returns the row to ``add``."""
         async with await ingest(chunks, max_bytes=max_bytes or self.max_upload_bytes) as spooled:
             mime = sniff_mime(spooled.head) or OCTET_STREAM
             if allowed_types is not None and mime not in allowed_types:
@@ -92,35 +90,25 @@ class AssetService:
                 raise BadRequest("the file is empty")
             key = content_key(spooled.sha256, extension_for(mime))
             await store_ingested(self.storage, spooled, key, mime)
-        return await self._register(
-            Asset(
-                id=new_id(),
-                client_id=client_id,
-                sha256=spooled.sha256,
-                mime_type=mime,
-                size=spooled.size,
-                storage_key=key,
-                source_type=source_type,
-                parent_asset_id=parent_asset_id,
-                job_id=job_id,
-                item_id=item_id,
-                filename=_clean_filename(filename),
-                meta=meta,
-                created_at=self.clock.now(),
-            ),
-            record=record,
+        return Asset(
+            id=new_id(),
+            client_id=client_id,
+            sha256=spooled.sha256,
+            mime_type=mime,
+            size=spooled.size,
+            storage_key=key,
+            source_type=source_type,
+            parent_asset_id=parent_asset_id,
+            job_id=job_id,
+            item_id=item_id,
+            filename=_clean_filename(filename),
+            meta=meta,
+            created_at=self.clock.now(),
         )
 
-    async def _register(self, asset: Asset, *, record: bool) -> Asset:
-        if record:
-            async with self.db.write() as conn:
-                await repository.insert_asset(conn, asset)
-        return asset
-
-    async def record(self, conn: AsyncConnection, assets: list[Asset]) -> None:
-        """Write asset rows in the caller's transaction (see ``ingest(record=False)``)."""
-        for asset in assets:
-            await repository.insert_asset(conn, asset)
+    async def add(self, conn: AsyncConnection, *assets: Asset) -> None:
+        """Write the rows of stored assets in the caller's transaction."""
+        await repository.insert_assets(conn, list(assets))
 
     async def store_bytes(
         self,
@@ -133,9 +121,9 @@ class AssetService:
         item_id: str | None = None,
         parent_asset_id: str | None = None,
         meta: dict[str, Any] | None = None,
-        record: bool = True,
     ) -> Asset:
-        """Store bytes already in memory (no spooling: they are hashed and written once)."""
+        """Store bytes already in memory (hashed and written once); returns the row to
+        ``add``."""
         if not data:
             raise BadRequest("the file is empty")
         mime = sniff_mime(data[:HEAD_SIZE]) or OCTET_STREAM
@@ -143,7 +131,7 @@ class AssetService:
         key = content_key(digest, extension_for(mime))
         if not await self.storage.exists(key):
             await self.storage.write(key, _one_chunk(data), content_type=mime)
-        asset = Asset(
+        return Asset(
             id=new_id(),
             client_id=client_id,
             sha256=digest,
@@ -158,25 +146,40 @@ class AssetService:
             meta=meta,
             created_at=self.clock.now(),
         )
-        return await self._register(asset, record=record)
 
-    async def get(self, asset_id: str, *, client_id: str | None = None) -> Asset:
+    async def get(
+        self, conn: AsyncConnection, asset_id: str, *, client_id: str | None = None
+    ) -> Asset:
         """The asset, if it exists and (when ``client_id`` is given) belongs to that client."""
-        async with self.db.read() as conn:
-            asset = await repository.get_asset(conn, asset_id)
+        asset = await repository.get_asset(conn, asset_id)
         if asset is None or (client_id is not None and asset.client_id != client_id):
             raise NotFound(f"asset {asset_id} not found")
         return asset
 
-    async def get_many(self, asset_ids: list[str]) -> dict[str, Asset]:
-        async with self.db.read() as conn:
-            return await repository.get_assets(conn, asset_ids)
+    async def get_many(self, conn: AsyncConnection, asset_ids: list[str]) -> dict[str, Asset]:
+        return await repository.get_assets(conn, asset_ids)
+
+    async def delete_of_jobs(self, conn: AsyncConnection, job_ids: list[str]) -> set[str]:
+        """Delete the rows of the jobs' assets; returns their storage keys. The bytes stay:
+        other assets may share them (see ``storage_keys_in_use``, ``delete_bytes``)."""
+        return set(await repository.delete_assets_of_jobs(conn, job_ids))
+
+    async def storage_keys_in_use(self, conn: AsyncConnection, keys: list[str]) -> set[str]:
+        return await repository.storage_keys_in_use(conn, keys)
+
+    async def delete_bytes(self, storage_key: str) -> None:
+        await self.storage.delete(storage_key)
 
     async def read_bytes(self, asset: Asset) -> bytes:
         return await self.storage.read_bytes(asset.storage_key)
 
     def stream(self, asset: Asset) -> AsyncIterator[bytes]:
         return self.storage.read(asset.storage_key)
+
+    async def open(self, asset: Asset) -> ObjectStream:
+        """The asset's bytes as a stream opened now (a missing object fails here, before an
+        answer starts)."""
+        return await self.storage.open(asset.storage_key)
 
 
 def _clean_filename(name: str | None) -> str | None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
-from conveyor.catalog.service import CatalogService
-from conveyor.clients.dependencies import CurrentClient
+from conveyor.deps import CatalogServiceDep, CurrentClient
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
@@ -54,19 +53,14 @@ class RecipeEntry(BaseModel):
     options_schema: dict[str, Any]
 
 
-def catalog(request: Request) -> CatalogService:
-    service: CatalogService = request.app.state.runtime.catalog
-    return service
-
-
 @router.get("/models", response_model=list[ModelEntry], summary="The model catalogue")
 async def list_models(
-    request: Request,
+    catalog: CatalogServiceDep,
     _client: CurrentClient,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     available: Annotated[bool | None, Query()] = None,
 ) -> list[dict[str, Any]]:
-    return catalog(request).models(kind=kind, available=available)
+    return catalog.models(kind=kind, available=available)
 
 
 @router.get(
@@ -76,16 +70,20 @@ async def list_models(
     responses={404: {"description": "Unknown model"}},
 )
 async def get_model(
-    request: Request, _client: CurrentClient, model_id: Annotated[str, Path(max_length=128)]
+    catalog: CatalogServiceDep,
+    _client: CurrentClient,
+    model_id: Annotated[str, Path(max_length=128)],
 ) -> dict[str, Any]:
-    return catalog(request).model(model_id)
+    return catalog.model(model_id)
 
 
 @router.get("/providers", response_model=list[ProviderEntry], summary="Providers and health")
-async def list_providers(request: Request, _client: CurrentClient) -> list[dict[str, Any]]:
-    return catalog(request).providers()
+async def list_providers(
+    catalog: CatalogServiceDep, _client: CurrentClient
+) -> list[dict[str, Any]]:
+    return catalog.providers()
 
 
 @router.get("/recipes", response_model=list[RecipeEntry], summary="Recipes")
-async def list_recipes(request: Request, _client: CurrentClient) -> list[dict[str, Any]]:
-    return catalog(request).recipes()
+async def list_recipes(catalog: CatalogServiceDep, _client: CurrentClient) -> list[dict[str, Any]]:
+    return catalog.recipes()

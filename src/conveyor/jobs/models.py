@@ -1,12 +1,20 @@
-"""Jobs, their items and the step runs of each item.
+"""Jobs, their items and the step runs of each item: tables, statuses and row types.
 
 A job's progress counters (``completed``, ``failed``, ``cancelled``) change only together
 with an item's status transition, in the same transaction, by ``UPDATE ... SET n = n + 1``
 guarded on the item's previous status: concurrent finishes never lose an update and an item
 is never counted twice.
+
+A job's ``stage`` is a name its recipe declares (``Recipe.stages``): the earliest stage any
+open item is in. The engine knows no stage names; compatibility APIs map them to their own
+statuses (seed 000 shows ``translating``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -26,11 +34,11 @@ from conveyor.core.models import JSONType, UTCDateTime, metadata
 
 JOB_PENDING = "pending"
 JOB_PROCESSING = "processing"
-JOB_TRANSLATING = "translating"
 JOB_COMPLETED = "completed"
 JOB_FAILED = "failed"
 JOB_CANCELLED = "cancelled"
-JOB_ACTIVE = (JOB_PENDING, JOB_PROCESSING, JOB_TRANSLATING)
+JOB_ACTIVE = (JOB_PENDING, JOB_PROCESSING)
+JOB_STATUSES = (JOB_PENDING, JOB_PROCESSING, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED)
 
 ITEM_PENDING = "pending"
 ITEM_RUNNING = "running"
@@ -127,17 +135,74 @@ step_runs = Table(
     Index("ix_step_runs_item", "item_id", "step"),
 )
 
-webhook_attempts = Table(
-    "webhook_attempts",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
-    Column("url", Text, nullable=False),
-    Column("event", String(32), nullable=False),
-    Column("attempt", Integer, nullable=False),
-    Column("status_code", Integer, nullable=True),
-    Column("error", Text, nullable=True),
-    Column("duration_ms", Integer, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Index("ix_webhook_attempts_job", "job_id"),
-)
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: str
+    client_id: str
+    recipe: str
+    model: str | None
+    status: str
+    stage: str | None
+    priority: int
+    options: dict[str, Any]
+    languages: list[str] | None
+    idempotency_key: str | None
+    webhook_url: str | None
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
+    cost: float
+    error_message: str | None
+    source: str
+    simulated: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in JOB_ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    id: str
+    job_id: str
+    seq: int
+    key: str | None
+    status: str
+    stage: str | None
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    error: str | None
+    error_code: str | None
+    model_used: str | None
+    cost: float
+    runs: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRunRow:
+    id: str
+    item_id: str
+    step: str
+    model_id: str
+    chain_index: int
+    item_run: int
+    attempt: int
+    status: str
+    retryable: bool
+    external_task_id: str | None
+    provider_state: dict[str, Any] | None
+    output: dict[str, Any] | None
+    error: str | None
+    cost: float | None
+    started_at: datetime
+    finished_at: datetime | None

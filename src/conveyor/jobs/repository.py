@@ -3,11 +3,12 @@ owns the transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,85 +25,13 @@ from conveyor.jobs.models import (
     JOB_FAILED,
     JOB_PENDING,
     JOB_PROCESSING,
-    JOB_TRANSLATING,
+    ItemRow,
+    JobRow,
+    StepRunRow,
     items,
     jobs,
     step_runs,
 )
-
-TRANSLATING_STAGE = "translating"
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    id: str
-    client_id: str
-    recipe: str
-    model: str | None
-    status: str
-    stage: str | None
-    priority: int
-    options: dict[str, Any]
-    languages: list[str] | None
-    idempotency_key: str | None
-    webhook_url: str | None
-    total: int
-    completed: int
-    failed: int
-    cancelled: int
-    cost: float
-    error_message: str | None
-    source: str
-    simulated: bool
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @property
-    def finished(self) -> bool:
-        return self.status not in JOB_ACTIVE
-
-
-@dataclass(frozen=True, slots=True)
-class ItemRow:
-    id: str
-    job_id: str
-    seq: int
-    key: str | None
-    status: str
-    stage: str | None
-    input: dict[str, Any]
-    output: dict[str, Any] | None
-    error: str | None
-    error_code: str | None
-    model_used: str | None
-    cost: float
-    runs: int
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class StepRunRow:
-    id: str
-    item_id: str
-    step: str
-    model_id: str
-    chain_index: int
-    item_run: int
-    attempt: int
-    status: str
-    retryable: bool
-    external_task_id: str | None
-    provider_state: dict[str, Any] | None
-    output: dict[str, Any] | None
-    error: str | None
-    cost: float | None
-    started_at: datetime
-    finished_at: datetime | None
 
 
 def _row(cls: type[Any], row: Any) -> Any:
@@ -117,8 +46,8 @@ def item_row(row: Any) -> ItemRow:
     return _row(ItemRow, row)  # type: ignore[no-any-return]
 
 
-async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(jobs).values(values))
+async def insert_job(conn: AsyncConnection, job: JobRow) -> None:
+    await conn.execute(insert(jobs).values({n: getattr(job, n) for n in JobRow.__slots__}))
 
 
 async def insert_items(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -160,11 +89,17 @@ async def list_jobs(
     before: tuple[datetime, str] | None = None,
     offset: int = 0,
     source: str | None = None,
+    stage: str | None = None,
+    not_stage: str | None = None,
 ) -> list[JobRow]:
     """Newest first. ``before`` is a keyset cursor: (created_at, id) of the last row seen."""
     stmt = select(jobs).where(jobs.c.client_id == client_id)
     if status is not None:
         stmt = stmt.where(jobs.c.status == status)
+    if stage is not None:
+        stmt = stmt.where(jobs.c.stage == stage)
+    if not_stage is not None:
+        stmt = stmt.where(or_(jobs.c.stage.is_(None), jobs.c.stage != not_stage))
     if source is not None:
         stmt = stmt.where(jobs.c.source == source)
     if before is not None:
@@ -251,10 +186,12 @@ async def start_item(
     return True
 
 
-async def set_item_stage(conn: AsyncConnection, item: ItemRow, stage: str, now: datetime) -> bool:
-    """Record the item's stage; True if the job's status changed because of it."""
+async def set_item_stage(
+    conn: AsyncConnection, item: ItemRow, stage: str, stages: Sequence[str], now: datetime
+) -> str | None:
+    """Record the item's stage; returns the job's new stage if it moved because of it."""
     # Items change stage concurrently; locking the job row first makes each transaction see
-    # the others' stages, so the last item to arrive moves the job on (PostgreSQL; SQLite
+    # the others' stages, so the last item to move on moves the job on (PostgreSQL; SQLite
     # writers are serialised anyway).
     await conn.execute(select(jobs.c.id).where(jobs.c.id == item.job_id).with_for_update())
     await conn.execute(
@@ -262,40 +199,46 @@ async def set_item_stage(conn: AsyncConnection, item: ItemRow, stage: str, now: 
         .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
         .values(stage=stage, updated_at=now)
     )
-    return await _refresh_translating(conn, item.job_id, now)
+    return await refresh_job_stage(conn, item.job_id, stages, now)
 
 
-async def _refresh_translating(conn: AsyncConnection, job_id: str, now: datetime) -> bool:
-    """A job is ``translating`` once every open item has reached the translating stage."""
-    still_before = exists().where(
-        items.c.job_id == job_id,
-        items.c.status.in_(ITEM_OPEN),
-        or_(items.c.stage.is_(None), items.c.stage != TRANSLATING_STAGE),
+async def refresh_job_stage(
+    conn: AsyncConnection, job_id: str, stages: Sequence[str], now: datetime
+) -> str | None:
+    """Set the job's stage to the earliest of ``stages`` any open item is in (an item that
+    has not reported one is in the first); returns the new stage if it changed."""
+    if not stages:
+        return None
+    order = case(
+        *((items.c.stage == name, literal(index)) for index, name in enumerate(stages)),
+        else_=literal(0),
     )
-    any_translating = exists().where(
-        items.c.job_id == job_id,
-        items.c.status.in_(ITEM_OPEN),
-        items.c.stage == TRANSLATING_STAGE,
+    earliest = await conn.scalar(
+        select(func.min(order)).where(items.c.job_id == job_id, items.c.status.in_(ITEM_OPEN))
     )
+    if earliest is None:
+        return None
+    stage = stages[int(earliest)]
     result = await conn.execute(
         update(jobs)
         .where(
             jobs.c.id == job_id,
-            jobs.c.status == JOB_PROCESSING,
-            ~still_before,
-            any_translating,
+            jobs.c.status.in_(JOB_ACTIVE),
+            or_(jobs.c.stage.is_(None), jobs.c.stage != stage),
         )
-        .values(status=JOB_TRANSLATING, stage=TRANSLATING_STAGE, updated_at=now)
+        .values(stage=stage, updated_at=now)
     )
-    return result.rowcount == 1
+    return stage if result.rowcount == 1 else None
 
 
 @dataclass(frozen=True, slots=True)
 class ItemOutcome:
-    """The job after an item transition; ``finished_status`` is set when it was the last."""
+    """The job after an item transition: ``finished_status`` is set when it was the last,
+    ``stage`` when the job's stage moved on."""
 
     job: JobRow
     finished_status: str | None
+    stage: str | None = None
 
 
 async def finish_item(
@@ -309,7 +252,7 @@ async def finish_item(
     error_code: str | None = None,
     model_used: str | None = None,
     cost: float = 0.0,
-    multi_stage: bool = False,
+    stages: Sequence[str] = (),
 ) -> ItemOutcome | None:
     """Close an open item and count it on its job, atomically. None if it was not open."""
     result = await conn.execute(
@@ -353,11 +296,12 @@ async def finish_item(
     ).one()
     job = job_row(row)
     finished = await _finish_job_if_done(conn, job, now)
-    if finished is None and multi_stage:
-        await _refresh_translating(conn, job.id, now)
+    stage = None
+    if finished is None and len(stages) > 1:
+        stage = await refresh_job_stage(conn, job.id, stages, now)
     if finished is not None:
         job = await get_job(conn, job.id) or job
-    return ItemOutcome(job, finished)
+    return ItemOutcome(job, finished, stage)
 
 
 def final_status(completed: int, failed: int, cancelled: int) -> str:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from conveyor.assets import repository as assets_repo
+from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
 from conveyor.core.periodic import every
 from conveyor.jobs import repository as repo
 from conveyor.queue import QueueRepository
-from conveyor.storage import StorageBackend
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ class RetentionSweeper:
         self,
         db: Database,
         queue: QueueRepository,
-        storage: StorageBackend,
+        assets: AssetService,
         clock: Clock,
         *,
         days: int,
@@ -33,7 +32,7 @@ class RetentionSweeper:
     ) -> None:
         self.db = db
         self.queue = queue
-        self.storage = storage
+        self.assets = assets
         self.clock = clock
         self.days = days
         self.interval = interval
@@ -64,13 +63,13 @@ class RetentionSweeper:
                 job_ids = await repo.finished_job_ids_before(conn, cutoff, self.batch)
                 if not job_ids:
                     break
-                freed |= set(await assets_repo.delete_assets_of_jobs(conn, job_ids))
+                freed |= await self.assets.delete_of_jobs(conn, job_ids)
                 await repo.delete_jobs(conn, job_ids)
             total += len(job_ids)
         if freed:
             await self.clock.sleep(self.grace)
             async with self.db.read() as conn:
-                in_use = await assets_repo.storage_keys_in_use(conn, sorted(freed))
+                in_use = await self.assets.storage_keys_in_use(conn, sorted(freed))
             for key in sorted(freed - in_use):
-                await self.storage.delete(key)
+                await self.assets.delete_bytes(key)
         return total

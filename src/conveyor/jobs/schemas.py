@@ -11,9 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from conveyor.errors import BadRequest
-from conveyor.jobs.repository import ItemRow, JobRow
+from conveyor.jobs.models import ItemRow, JobRow
 
-JobStatus = Literal["pending", "processing", "translating", "completed", "failed", "cancelled"]
+JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
 ItemStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 
@@ -145,6 +145,11 @@ class ItemOut(BaseModel):
             started_at=item.started_at,
             finished_at=item.finished_at,
         )
+
+
+def progress_event(job: JobRow) -> dict[str, Any]:
+    """A ``job.progress`` event: the job's status and its ``Progress`` as the API shows it."""
+    return {"status": job.status, **JobOut.from_row(job).progress.model_dump()}
 
 
 class JobPage(BaseModel):

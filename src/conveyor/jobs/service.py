@@ -1,14 +1,15 @@
 """Creating, reading, cancelling and retrying jobs.
 
-A job, its items and one queue task per item are written in one transaction: a job is never
-visible without its work queued, and a failed request leaves nothing behind. The same
-``idempotency_key`` from the same client returns the existing job instead of a second one.
+Every method takes the caller's connection: the edge (a route, a task handler, a CLI command)
+opens the transaction and commits it. Creating a job writes the job, its items and one queue
+task per item in the caller's one transaction: a job is never visible without its work
+queued, and a refused request leaves nothing behind. The same ``idempotency_key`` from the
+same client returns the existing job instead of a second one, also when two requests race
+(the unique constraint decides, inside a savepoint).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,22 +22,15 @@ from conveyor.assets.service import AssetService
 from conveyor.clients.service import Client
 from conveyor.content.languages import normalize_languages
 from conveyor.core.clock import Clock
-from conveyor.core.db import Database
 from conveyor.core.ids import new_id
 from conveyor.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from conveyor.jobs import repository as repo
-from conveyor.jobs.engine import RUN_ITEM, progress_data
 from conveyor.jobs.events import EventBus, JobEvent
-from conveyor.jobs.models import (
-    ITEM_PENDING,
-    JOB_ACTIVE,
-    JOB_FAILED,
-    JOB_PENDING,
-)
-from conveyor.jobs.repository import ItemRow, JobRow
-from conveyor.jobs.schemas import JobCreate, decode_cursor, encode_cursor
+from conveyor.jobs.models import ITEM_PENDING, JOB_ACTIVE, JOB_FAILED, JOB_PENDING, ItemRow, JobRow
+from conveyor.jobs.schemas import JobCreate, decode_cursor, encode_cursor, progress_event
+from conveyor.jobs.tasks import run_item_tasks, webhook_task
 from conveyor.providers.registry import ModelRegistry
-from conveyor.queue import NewTask, QueueRepository
+from conveyor.queue import QueueRepository
 from conveyor.recipes.base import RecipeRegistry
 
 # Requests that wait for their answer go ahead of batch work.
@@ -64,12 +58,13 @@ class JobSubmission:
     webhook_url: str | None
     idempotency_key: str | None
     source: str = "v1"
+    # Stored files the items name; ``create`` checks they are the client's.
+    asset_ids: tuple[str, ...] = ()
 
 
 class JobService:
     def __init__(
         self,
-        db: Database,
         clock: Clock,
         queue: QueueRepository,
         recipes: RecipeRegistry,
@@ -80,7 +75,6 @@ class JobService:
         max_items: int,
         simulated: bool = False,
     ) -> None:
-        self.db = db
         self.clock = clock
         self.queue = queue
         self.recipes = recipes
@@ -92,10 +86,8 @@ class JobService:
 
     # -- creating ----------------------------------------------------------------------
 
-    async def prepare(
-        self, client: Client, body: JobCreate, *, source: str = "v1"
-    ) -> JobSubmission:
-        """Validate a request completely, before anything is written."""
+    def prepare(self, body: JobCreate, *, source: str = "v1") -> JobSubmission:
+        """Validate a request (before any transaction opens: a big job takes a while)."""
         if len(body.items) > self.max_items:
             raise ValidationFailed(
                 f"a job may have at most {self.max_items} items; this one has {len(body.items)}"
@@ -111,7 +103,7 @@ class JobService:
         options = recipe.parse_options(raw_options)
         self._check_models(recipe.models(options))
         parsed = recipe.parse_items(body.items)
-        await self._check_assets(client, [a for item in parsed for a in recipe.file_inputs(item)])
+        asset_ids = sorted({a for item in parsed for a in recipe.file_inputs(item)})
         languages = normalize_languages(body.languages) if body.languages is not None else None
         return JobSubmission(
             recipe=recipe.name,
@@ -125,6 +117,7 @@ class JobService:
             webhook_url=body.webhook_url,
             idempotency_key=body.idempotency_key,
             source=source,
+            asset_ids=tuple(asset_ids),
         )
 
     def _check_models(self, model_ids: list[str]) -> None:
@@ -147,41 +140,46 @@ class JobService:
             "no model of this job is available: " + "; ".join(reasons), code="MODEL_UNAVAILABLE"
         )
 
-    async def _check_assets(self, client: Client, asset_ids: list[str]) -> None:
+    async def _check_assets(
+        self, conn: AsyncConnection, client: Client, asset_ids: list[str]
+    ) -> None:
+        """Every file an item names must be one of the client's assets."""
         if not asset_ids:
             return
-        found = await self.assets.get_many(sorted(set(asset_ids)))
+        found = await self.assets.get_many(conn, asset_ids)
         missing = [a for a in asset_ids if a not in found or found[a].client_id != client.id]
         if missing:
             raise ValidationFailed(
                 f"unknown asset(s): {', '.join(sorted(set(missing))[:10])}", code="UNKNOWN_ASSET"
             )
 
-    async def find_by_idempotency_keys(self, client: Client, keys: list[str]) -> list[JobRow]:
+    async def find_by_idempotency_keys(
+        self, conn: AsyncConnection, client: Client, keys: list[str]
+    ) -> list[JobRow]:
         """The client's jobs created with any of ``keys``, in the order of ``keys``."""
-        async with self.db.read() as conn:
-            found = await repo.find_jobs_by_idempotency_keys(conn, client.id, keys)
+        found = await repo.find_jobs_by_idempotency_keys(conn, client.id, keys)
         return [found[key] for key in keys if key in found]
 
-    async def create(self, client: Client, submission: JobSubmission) -> CreatedJob:
-        if submission.idempotency_key is not None:
-            async with self.db.read() as conn:
-                existing = await repo.find_job_by_idempotency_key(
-                    conn, client.id, submission.idempotency_key
-                )
+    async def create(
+        self, conn: AsyncConnection, client: Client, submission: JobSubmission
+    ) -> CreatedJob:
+        """Write the job, its items and their tasks; or return the job this key made."""
+        key = submission.idempotency_key
+        if key is not None:
+            existing = await repo.find_job_by_idempotency_key(conn, client.id, key)
             if existing is not None:
                 return CreatedJob(existing, created=False)
+        await self._check_assets(conn, client, list(submission.asset_ids))
         try:
-            async with self.db.write() as conn:
+            async with conn.begin_nested():
                 job = await self._insert(conn, client, submission)
         except IntegrityError:
-            # Two requests with one key raced; the other one won.
-            if submission.idempotency_key is None:
-                raise
-            async with self.db.read() as conn:
-                existing = await repo.find_job_by_idempotency_key(
-                    conn, client.id, submission.idempotency_key
-                )
+            # Two requests with one key raced and the other one committed first.
+            existing = (
+                await repo.find_job_by_idempotency_key(conn, client.id, key)
+                if key is not None
+                else None
+            )
             if existing is None:
                 raise
             return CreatedJob(existing, created=False)
@@ -189,40 +187,39 @@ class JobService:
 
     async def _insert(self, conn: AsyncConnection, client: Client, s: JobSubmission) -> JobRow:
         now = self.clock.now()
-        job_id = new_id()
-        values: dict[str, Any] = {
-            "id": job_id,
-            "client_id": client.id,
-            "recipe": s.recipe,
-            "model": s.model,
-            "status": JOB_PENDING,
-            "stage": None,
-            "priority": s.priority,
-            "options": s.options,
-            "languages": s.languages,
-            "idempotency_key": s.idempotency_key,
-            "webhook_url": s.webhook_url,
-            "total": len(s.item_payloads),
-            "completed": 0,
-            "failed": 0,
-            "cancelled": 0,
-            "cost": 0.0,
-            "error_message": None,
-            "source": s.source,
-            "simulated": self.simulated,
-            "created_at": now,
-            "updated_at": now,
-            "started_at": None,
-            "finished_at": None,
-        }
-        await repo.insert_job(conn, values)
+        job = JobRow(
+            id=new_id(),
+            client_id=client.id,
+            recipe=s.recipe,
+            model=s.model,
+            status=JOB_PENDING,
+            stage=None,
+            priority=s.priority,
+            options=s.options,
+            languages=s.languages,
+            idempotency_key=s.idempotency_key,
+            webhook_url=s.webhook_url,
+            total=len(s.item_payloads),
+            completed=0,
+            failed=0,
+            cancelled=0,
+            cost=0.0,
+            error_message=None,
+            source=s.source,
+            simulated=self.simulated,
+            created_at=now,
+            updated_at=now,
+            started_at=None,
+            finished_at=None,
+        )
+        await repo.insert_job(conn, job)
         item_ids = [new_id() for _ in s.item_payloads]
         await repo.insert_items(
             conn,
             [
                 {
                     "id": item_id,
-                    "job_id": job_id,
+                    "job_id": job.id,
                     "seq": seq,
                     "key": key,
                     "status": ITEM_PENDING,
@@ -238,32 +235,21 @@ class JobService:
                 )
             ],
         )
-        await self._enqueue_items(conn, job_id, item_ids, s.priority)
-        return repo.job_row(_Values(values))
-
-    async def _enqueue_items(
-        self, conn: AsyncConnection, job_id: str, item_ids: list[str], priority: int
-    ) -> None:
-        await self.queue.enqueue(
-            conn,
-            [
-                NewTask(RUN_ITEM, {"item_id": item_id}, priority=priority, group_key=job_id)
-                for item_id in item_ids
-            ],
-        )
+        await self.queue.enqueue(conn, run_item_tasks(job.id, item_ids, s.priority))
+        return job
 
     # -- reading -----------------------------------------------------------------------
 
-    async def get(self, client: Client | None, job_id: str) -> JobRow:
+    async def get(self, conn: AsyncConnection, client: Client | None, job_id: str) -> JobRow:
         """The job; ``client=None`` reads by id alone (the id is the capability)."""
-        async with self.db.read() as conn:
-            job = await repo.get_job(conn, job_id)
+        job = await repo.get_job(conn, job_id)
         if job is None or (client is not None and job.client_id != client.id):
             raise NotFound(f"job {job_id} not found", code="JOB_NOT_FOUND")
         return job
 
     async def list_jobs(
         self,
+        conn: AsyncConnection,
         client: Client,
         *,
         status: str | None,
@@ -271,24 +257,24 @@ class JobService:
         cursor: str | None = None,
         offset: int = 0,
         source: str | None = None,
+        stage: str | None = None,
+        not_stage: str | None = None,
     ) -> tuple[list[JobRow], str | None]:
+        """The client's jobs, newest first, and the cursor of the next page."""
         before: tuple[datetime, str] | None = None
         if cursor:
-            raw = decode_cursor(cursor)
-            try:
-                before = (datetime.fromisoformat(str(raw["t"])), str(raw["id"]))
-            except (KeyError, ValueError) as exc:
-                raise BadRequest("invalid cursor", code="INVALID_CURSOR") from exc
-        async with self.db.read() as conn:
-            rows = await repo.list_jobs(
-                conn,
-                client_id=client.id,
-                status=status,
-                limit=limit + 1,
-                before=before,
-                offset=offset,
-                source=source,
-            )
+            before = _job_cursor(cursor)
+        rows = await repo.list_jobs(
+            conn,
+            client_id=client.id,
+            status=status,
+            limit=limit + 1,
+            before=before,
+            offset=offset,
+            source=source,
+            stage=stage,
+            not_stage=not_stage,
+        )
         page, more = rows[:limit], len(rows) > limit
         next_cursor = (
             encode_cursor({"t": page[-1].created_at.isoformat(), "id": page[-1].id})
@@ -298,86 +284,76 @@ class JobService:
         return page, next_cursor
 
     async def items(
-        self, job: JobRow, *, limit: int | None = None, cursor: str | None = None
+        self,
+        conn: AsyncConnection,
+        job: JobRow,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
     ) -> tuple[list[ItemRow], str | None]:
+        """The job's items in order (a page of them with ``limit``) and the next cursor."""
         after = -1
         if cursor:
             raw = decode_cursor(cursor)
             if not isinstance(raw.get("seq"), int):
                 raise BadRequest("invalid cursor", code="INVALID_CURSOR")
             after = raw["seq"]
-        async with self.db.read() as conn:
-            rows = await repo.list_items(
-                conn, job.id, after_seq=after, limit=None if limit is None else limit + 1
-            )
+        rows = await repo.list_items(
+            conn, job.id, after_seq=after, limit=None if limit is None else limit + 1
+        )
         if limit is None:
             return rows, None
         page, more = rows[:limit], len(rows) > limit
         return page, encode_cursor({"seq": page[-1].seq}) if more and page else None
 
-    async def items_finished_since(self, job: JobRow, since: datetime) -> list[ItemRow]:
-        async with self.db.read() as conn:
-            return await repo.items_finished_since(conn, job.id, since)
+    async def items_finished_since(
+        self, conn: AsyncConnection, job: JobRow, since: datetime
+    ) -> list[ItemRow]:
+        return await repo.items_finished_since(conn, job.id, since)
 
     # -- changing ----------------------------------------------------------------------
 
-    async def cancel(self, client: Client | None, job_id: str) -> JobRow:
-        job = await self.get(client, job_id)
+    async def cancel(self, conn: AsyncConnection, client: Client | None, job_id: str) -> JobRow:
+        """Cancel the job: queued work is dropped now, running steps stop at their next look.
+
+        What finished stays; the job's webhook is sent as for any other end."""
+        job = await self.get(conn, client, job_id)
         if job.status not in JOB_ACTIVE:
             return job
-        async with self.db.write() as conn:
-            await repo.cancel_job(conn, job, self.clock.now())
-            await self.queue.cancel_group(conn, job.id)
-            updated = await repo.get_job(conn, job.id)
-            assert updated is not None
-            await self.events.emit(conn, JobEvent(job.id, "job.cancelled", {}))
-            await self.events.emit(conn, JobEvent(job.id, "job.progress", progress_data(updated)))
-            await self.events.emit(
-                conn, JobEvent(job.id, "job.finished", {"status": updated.status})
-            )
+        await repo.cancel_job(conn, job, self.clock.now())
+        await self.queue.cancel_group(conn, job.id)
+        updated = await self.get(conn, None, job.id)
+        await self.events.emit(conn, JobEvent(job.id, "job.cancelled", {}))
+        await self.events.emit(conn, JobEvent(job.id, "job.progress", progress_event(updated)))
+        await self.events.emit(conn, JobEvent(job.id, "job.finished", {"status": updated.status}))
+        if updated.webhook_url:
+            await self.queue.enqueue(conn, [webhook_task(job.id, "job.finished")])
         return updated
 
-    async def retry(self, client: Client, job_id: str) -> tuple[JobRow, int]:
+    async def retry(self, conn: AsyncConnection, client: Client, job_id: str) -> tuple[JobRow, int]:
         """Run the failed items again (finished steps are reused, failed ones re-tried)."""
-        job = await self.get(client, job_id)
+        job = await self.get(conn, client, job_id)
         if job.status in JOB_ACTIVE and job.failed == 0:
             return job, 0
         if job.status not in (*JOB_ACTIVE, JOB_FAILED) and job.failed == 0:
             raise Conflict(f"job {job_id} has no failed items to retry", code="NOTHING_TO_RETRY")
-        async with self.db.write() as conn:
-            reopened = await repo.reopen_failed_items(conn, job, self.clock.now())
-            await self._enqueue_items(conn, job.id, [i.id for i in reopened], job.priority)
-            updated = await repo.get_job(conn, job.id)
-            assert updated is not None
-            await self.events.emit(conn, JobEvent(job.id, "job.progress", progress_data(updated)))
+        reopened = await repo.reopen_failed_items(conn, job, self.clock.now())
+        await self.queue.enqueue(
+            conn, run_item_tasks(job.id, [i.id for i in reopened], job.priority)
+        )
+        updated = await self.get(conn, None, job.id)
+        await self.events.emit(conn, JobEvent(job.id, "job.progress", progress_event(updated)))
         return updated, len(reopened)
 
-    # -- waiting -----------------------------------------------------------------------
 
-    async def wait(self, job_id: str, timeout: float, *, recheck: float = 1.0) -> JobRow:
-        """Return the job once finished or when ``timeout`` passes, whichever is first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        with self.events.subscribe(job_id) as queue:
-            while True:
-                async with self.db.read() as conn:
-                    job = await repo.get_job(conn, job_id)
-                if job is None:
-                    raise NotFound(f"job {job_id} not found", code="JOB_NOT_FOUND")
-                remaining = deadline - loop.time()
-                if job.finished or remaining <= 0:
-                    return job
-                # Events wake us early; the re-check covers workers in other processes.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(recheck, remaining)):
-                        while True:
-                            event = await queue.get()
-                            if event.type in ("job.finished", "job.cancelled"):
-                                break
-
-
-class _Values:
-    """Attribute access over an insert's values, to build the row without re-reading it."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+def _job_cursor(cursor: str) -> tuple[datetime, str]:
+    raw = decode_cursor(cursor)
+    try:
+        moment = datetime.fromisoformat(str(raw["t"]))
+        job_id = str(raw["id"])
+    except (KeyError, ValueError) as exc:
+        raise BadRequest("invalid cursor", code="INVALID_CURSOR") from exc
+    if moment.tzinfo is None:
+        # Cursors we issue carry a zone; a naive one was made up and would fail to compare.
+        raise BadRequest("invalid cursor", code="INVALID_CURSOR")
+    return moment, job_id

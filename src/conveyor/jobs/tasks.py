@@ -1,16 +1,29 @@
-"""The queue handlers of the jobs domain."""
+"""The queue tasks the jobs domain asks for, and which rows they refer to.
+
+The jobs domain only enqueues them (in the transaction that writes the rows they refer to);
+``conveyor.execution`` registers the handlers that run them.
+"""
 
 from __future__ import annotations
 
-from conveyor.jobs.engine import RUN_ITEM, ItemHandler
-from conveyor.jobs.steps import EngineDeps
-from conveyor.jobs.webhooks import WEBHOOK_HANDLER, WebhookSender
-from conveyor.queue import TaskRegistry
+from conveyor.queue import NewTask
+
+RUN_ITEM = "jobs.run_item"
+DELIVER_WEBHOOK = "jobs.deliver_webhook"
+WEBHOOK_MAX_ATTEMPTS = 8
 
 
-def register_job_tasks(
-    registry: TaskRegistry, deps: EngineDeps, webhooks: WebhookSender, *, item_timeout: float
-) -> None:
-    items = ItemHandler(deps)
-    registry.register(RUN_ITEM, items, on_dead=items.on_dead, timeout=item_timeout)
-    registry.register(WEBHOOK_HANDLER, webhooks, timeout=60)
+def run_item_tasks(job_id: str, item_ids: list[str], priority: int) -> list[NewTask]:
+    """One task per item; the job id groups them so a cancel drops them at once."""
+    return [
+        NewTask(RUN_ITEM, {"item_id": item_id}, priority=priority, group_key=job_id)
+        for item_id in item_ids
+    ]
+
+
+def webhook_task(job_id: str, event: str) -> NewTask:
+    return NewTask(
+        DELIVER_WEBHOOK,
+        {"job_id": job_id, "event": event},
+        max_attempts=WEBHOOK_MAX_ATTEMPTS,
+    )

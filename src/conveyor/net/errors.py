@@ -1,6 +1,6 @@
 """What can go wrong when Conveyor fetches a URL, split by what the caller should do.
 
-    FetchError                    base; ``retryable`` says whether trying later may help
+    FetchError                    ConveyorError; ``retryable`` says whether trying later may help
     ├── UrlRefused                400  the URL or where it leads is not allowed (SSRF policy)
     ├── FetchTooLarge             413  the body is, or announces itself as, over the limit
     ├── UnexpectedContentType     415  the bytes are not of an accepted type
@@ -30,7 +30,6 @@ __all__ = [
 class FetchError(ConveyorError):
     status_code = 502
     code = "FETCH_ERROR"
-    retryable: bool = False
 
 
 class UrlRefused(FetchError):
@@ -74,6 +73,5 @@ class FetchFailed(FetchError):
     code = "FETCH_FAILED"
 
     def __init__(self, message: str, *, retryable: bool, http_status: int | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+        super().__init__(message, retryable=retryable)
         self.http_status = http_status

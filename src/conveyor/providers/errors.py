@@ -1,14 +1,17 @@
-"""Provider errors, split by what the caller should do next.
+"""Provider errors (remote providers and local engines), split by what the caller does next.
 
-    ProviderError
-    ├── RetryableProviderError   timeouts, connection errors, 429, 5xx, 404 while a task is fresh
-    │   └── RateLimited          429 with the provider's Retry-After
-    ├── PermanentProviderError   4xx, 401/402/403, a failed task, an answer that cannot be read
+    ProviderError                ConveyorError, 502
+    ├── RetryableProviderError   retryable: timeouts, connection errors, 429, 5xx, 404 while a
+    │   │                        task is fresh, a local engine's worker process that died
+    │   └── RateLimited          429 with the provider's Retry-After (``retry_after``)
+    ├── PermanentProviderError   4xx, 401/402/403, a failed task, an answer that cannot be read,
+    │   │                        an input the model refuses
     │   └── ModelUnavailable     no key, no engine, no package: never worth retrying here
     └── ProviderCancelled        the job was cancelled while the call was running
 
-Retryable errors may succeed on the same model later; permanent ones move the step down its
-fallback chain. Every error carries the provider's own message when there is one.
+Retryable errors may succeed on the same model later; permanent ones move a step down its
+fallback chain. Every error carries the provider's own message when there is one. The
+``retryable``/``retry_after`` attributes come from ``ConveyorError``: nothing else decides.
 """
 
 from __future__ import annotations
@@ -27,26 +30,16 @@ class ProviderError(ConveyorError):
         provider: str | None = None,
         http_status: int | None = None,
         code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, retry_after=retry_after)
         self.provider = provider
         self.http_status = http_status
 
 
 class RetryableProviderError(ProviderError):
     code = "PROVIDER_RETRYABLE"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str | None = None,
-        http_status: int | None = None,
-        retry_after: float | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message, provider=provider, http_status=http_status, code=code)
-        self.retry_after = retry_after
+    retryable = True
 
 
 class RateLimited(RetryableProviderError):

@@ -1,20 +1,21 @@
 """Generic durable work queue in the SQL database; knows nothing of jobs or providers."""
 
-from conveyor.queue.errors import LostTask, PermanentTaskError, RetryTaskLater
-from conveyor.queue.repository import NewTask, QueueRepository, Task
+from conveyor.queue.errors import LostTask, RetryDecision, retry_decision
+from conveyor.queue.models import NewTask, Task
+from conveyor.queue.repository import QueueRepository
 from conveyor.queue.retry import RetryPolicy
 from conveyor.queue.worker import TaskContext, TaskRegistry, Worker, WorkerConfig
 
 __all__ = [
     "LostTask",
     "NewTask",
-    "PermanentTaskError",
     "QueueRepository",
+    "RetryDecision",
     "RetryPolicy",
-    "RetryTaskLater",
     "Task",
     "TaskContext",
     "TaskRegistry",
     "Worker",
     "WorkerConfig",
+    "retry_decision",
 ]

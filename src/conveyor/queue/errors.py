@@ -1,24 +1,39 @@
-"""What a task handler raises to steer the queue.
+"""How a task handler's exception steers the queue: a small protocol the queue owns.
 
-    PermanentTaskError   do not retry: the task goes to ``dead`` with the message
-    RetryTaskLater       retry after ``delay`` seconds (counts as an attempt)
-    LostTask             this worker no longer owns the task (another claimed it): drop it
+The queue imports no domain, so it does not know the application's error classes. It reads
+two optional attributes of whatever a handler raises:
 
-Any other exception is retried with backoff until ``max_attempts``, then the task is dead.
+    retryable: bool            False: the task can never succeed; it goes to ``dead`` at once
+    retry_after: float | None  seconds to wait before the next attempt (else: backoff)
+
+An exception without ``retryable`` (a bug, a timeout, a dropped connection) is retried with
+backoff until ``max_attempts``, then the task is dead. ``LostTask`` is the queue's own: this
+worker no longer owns the task (another claimed it), so the handler's work is dropped.
 """
 
 from __future__ import annotations
 
-
-class PermanentTaskError(Exception):
-    """The task can never succeed; retrying would only repeat the failure."""
-
-
-class RetryTaskLater(Exception):
-    def __init__(self, message: str, *, delay: float | None = None) -> None:
-        super().__init__(message)
-        self.delay = delay
+from dataclasses import dataclass
 
 
 class LostTask(Exception):
     """The fence check failed: the task was reclaimed by another worker."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    retry: bool
+    delay: float | None
+    # The exception follows the protocol: an outcome its raiser foresaw, not a bug to trace.
+    expected: bool
+
+
+def retry_decision(exc: BaseException) -> RetryDecision:
+    """What the protocol above says about ``exc``."""
+    retryable = getattr(exc, "retryable", None)
+    delay = getattr(exc, "retry_after", None)
+    return RetryDecision(
+        retry=retryable is not False,
+        delay=float(delay) if isinstance(delay, int | float) and delay >= 0 else None,
+        expected=isinstance(retryable, bool),
+    )

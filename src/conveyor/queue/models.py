@@ -1,10 +1,13 @@
-"""Tables of the generic work queue: tasks, worker registrations, leases.
+"""Tables of the generic work queue (tasks, worker registrations, leases) and its rows.
 
 Times here are float seconds since the epoch written with the database's clock, so the
 lease arithmetic of workers on different machines agrees.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text, text
 
@@ -75,3 +78,41 @@ queue_leases = Table(
     Column("holder", String(64), nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    handler: str
+    payload: dict[str, Any]
+    priority: int = 0
+    delay: float = 0.0
+    max_attempts: int | None = None
+    group_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    handler: str
+    payload: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    claims: int
+    worker_id: str | None
+    group_key: str | None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """A task as listed for operators (dead-letter view, CLI)."""
+
+    id: int
+    handler: str
+    status: str
+    attempts: int
+    max_attempts: int
+    group_key: str | None
+    last_error: str | None
+    payload: dict[str, Any]

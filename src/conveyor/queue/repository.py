@@ -15,7 +15,6 @@ transaction, so a task never refers to rows that were rolled back.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -30,6 +29,9 @@ from conveyor.queue.models import (
     TASK_DEAD,
     TASK_QUEUED,
     TASK_RUNNING,
+    NewTask,
+    Task,
+    TaskRow,
     queue_leases,
     queue_tasks,
     queue_workers,
@@ -39,44 +41,6 @@ NOTIFY_CHANNEL = "conveyor_queue"
 _NOTIFY_PENDING = "queue_notify"
 _WAKEUP_PENDING = "queue_wakeup"
 _ERROR_LIMIT = 4000
-
-
-@dataclass(frozen=True, slots=True)
-class NewTask:
-    handler: str
-    payload: dict[str, Any]
-    priority: int = 0
-    delay: float = 0.0
-    max_attempts: int | None = None
-    group_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    id: int
-    handler: str
-    payload: dict[str, Any]
-    priority: int
-    attempts: int
-    max_attempts: int
-    claims: int
-    worker_id: str | None
-    group_key: str | None
-    last_error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRow:
-    """A task as listed for operators (dead-letter view, CLI)."""
-
-    id: int
-    handler: str
-    status: str
-    attempts: int
-    max_attempts: int
-    group_key: str | None
-    last_error: str | None
-    payload: dict[str, Any]
 
 
 def _task(row: Any) -> Task:
@@ -424,4 +388,4 @@ class QueueRepository:
         )
 
 
-__all__ = ["NOTIFY_CHANNEL", "NewTask", "QueueRepository", "Task", "TaskRow"]
+__all__ = ["NOTIFY_CHANNEL", "QueueRepository"]

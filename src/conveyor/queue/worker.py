@@ -30,8 +30,9 @@ from conveyor.core.ids import new_id
 from conveyor.core.notify import Signal
 from conveyor.core.periodic import every
 from conveyor.queue import metrics
-from conveyor.queue.errors import LostTask, PermanentTaskError, RetryTaskLater
-from conveyor.queue.repository import QueueRepository, Task
+from conveyor.queue.errors import LostTask, retry_decision
+from conveyor.queue.models import Task
+from conveyor.queue.repository import QueueRepository
 from conveyor.queue.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -231,19 +232,21 @@ class Worker:
         except LostTask:
             outcome = "lost"
             log.warning("task %s was taken over by another worker; dropped", task.id)
-        except PermanentTaskError as exc:
-            outcome = "dead"
-            await self._report(self._bury, task, spec, str(exc) or type(exc).__name__)
-        except RetryTaskLater as exc:
-            outcome = await self._fail(task, spec, str(exc), exc.delay)
         except TimeoutError as exc:
             # Ours (the handler's time limit) or one the handler let escape.
             reason = f"timed out after {spec.timeout:g} s" if spec.timeout else f"timeout: {exc}"
             outcome = await self._fail(task, spec, reason, None)
         except Exception as exc:
-            log.warning("task %s (%s) failed: %s", task.id, task.handler, exc, exc_info=True)
-            message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-            outcome = await self._fail(task, spec, message, None)
+            decision = retry_decision(exc)
+            if not decision.retry:
+                outcome = "dead"
+                await self._report(self._bury, task, spec, str(exc) or type(exc).__name__)
+            elif decision.expected:
+                outcome = await self._fail(task, spec, str(exc), decision.delay)
+            else:
+                log.warning("task %s (%s) failed: %s", task.id, task.handler, exc, exc_info=True)
+                message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+                outcome = await self._fail(task, spec, message, decision.delay)
         else:
             if not ctx.completed:
                 await self._report(self._complete, task)

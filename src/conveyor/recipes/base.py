@@ -16,17 +16,9 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from conveyor.errors import ItemFailed as ItemFailed  # recipes raise it; in the one tree
 from conveyor.errors import ValidationFailed
 from conveyor.providers.base import AssetIO, FileInput, ModelOutput, StoredFile
-
-
-class ItemFailed(Exception):
-    """The item cannot succeed (bad input, every model in a chain failed)."""
-
-    def __init__(self, message: str, *, code: str = "ITEM_FAILED") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 class ItemRun(Protocol):

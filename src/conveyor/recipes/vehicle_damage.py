@@ -33,10 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from conveyor.content.html import sanitize_description_html
 from conveyor.content.images import ImageRejected, check_image
 from conveyor.content.languages import language_name, primary
+from conveyor.errors import ItemFailed, TemporaryFailure
 from conveyor.net.errors import FetchError, FetchFailed
 from conveyor.providers.base import FileInput, StoredFile
-from conveyor.queue import RetryTaskLater
-from conveyor.recipes.base import ItemFailed, ItemRun, Recipe, StrictModel
+from conveyor.recipes.base import ItemRun, Recipe, StrictModel
 
 MAX_IMAGES = 20
 MAX_ADDITIONAL_INFO = 20_000
@@ -122,7 +122,7 @@ class VehicleDamageRecipe(Recipe):
         "HTML), then translates it into every requested language. Item: a lot with "
         "`lot_id`, `additional_info` and up to 20 `images` as `{url}`."
     )
-    stages = ("processing", "translating")
+    stages = ("describing", "translating")
     item_model = Lot
     options_model = VehicleDamageOptions
 
@@ -164,7 +164,7 @@ class VehicleDamageRecipe(Recipe):
 
         # Said out loud so the job shows ``processing`` while the photos are fetched and
         # described: the first write of a step would come only after the vision answer.
-        await run.set_stage("processing")
+        await run.set_stage("describing")
         images = await self._usable_images(run, lot, notes)
         described = await run.step(
             "describe",
@@ -279,7 +279,7 @@ class VehicleDamageRecipe(Recipe):
                 else:
                     notes.add(f"translation to {name} came back empty; {fallback}", language=code)
             elif isinstance(error, ItemFailed) or (
-                budget is not None and isinstance(error, RetryTaskLater)
+                budget is not None and isinstance(error, TemporaryFailure)
             ):
                 # A sync answer cannot wait for a retry later; a batch can (below).
                 notes.add(f"translation to {name} failed ({error}); {fallback}", language=code)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
+
+from conveyor.deps import RuntimeDep
 
 router = APIRouter(tags=["system"])
 
@@ -35,8 +37,7 @@ async def _check(name: str, probe: Any) -> tuple[str, str | None]:
     summary="Readiness: database and storage answer",
     responses={503: {"description": "A dependency is down"}},
 )
-async def readyz(request: Request) -> JSONResponse:
-    runtime = request.app.state.runtime
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
     async def database() -> None:
         async with runtime.db.read() as conn:
@@ -59,8 +60,7 @@ async def readyz(request: Request) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}},
 )
-async def metrics(request: Request) -> Response:
-    runtime = request.app.state.runtime
+async def metrics(runtime: RuntimeDep) -> Response:
     async with runtime.db.read() as conn:
         counts = await runtime.queue.counts(conn)
         live = await runtime.queue.live_workers(

@@ -106,8 +106,9 @@ async def test_each_client_has_its_own_key_and_its_own_jobs(start_stack: StartSt
         assert await listed("globex") == [globex_job]
         # Each signing name is a Conveyor client: the native API's rows say whose job it is.
         jobs = stack.runtime.jobs
-        acme_row = await jobs.get(None, acme_job)
-        globex_row = await jobs.get(None, globex_job)
+        async with stack.runtime.db.read() as conn:
+            acme_row = await jobs.get(conn, None, acme_job)
+            globex_row = await jobs.get(conn, None, globex_job)
         assert acme_row.client_id != globex_row.client_id
         assert acme_row.source == globex_row.source == "descriptions"
 

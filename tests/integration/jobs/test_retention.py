@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from conveyor.assets.models import Asset
 from conveyor.assets.service import AssetService
 from conveyor.clients.service import LOCAL_CLIENT, ClientService
 from conveyor.core.clock import ManualClock
@@ -52,19 +53,26 @@ async def test_expired_jobs_take_their_files_unless_something_newer_uses_them(
 ) -> None:
     clock = ManualClock()
     storage = LocalStorage(tmp_path / "assets", fsync=False)
-    assets = AssetService(db, storage, clock, max_upload_bytes=1 << 20)
+    assets = AssetService(storage, clock, max_upload_bytes=1 << 20)
     await ClientService(db, clock).ensure_local_client()
+
+    async def stored(data: bytes, job_id: str) -> Asset:
+        asset = await assets.store_bytes(LOCAL_CLIENT.id, data, job_id=job_id)
+        async with db.write() as conn:
+            await assets.add(conn, asset)
+        return asset
+
     await _job(db, clock, "old", finished=True)
-    only_old = await assets.store_bytes(LOCAL_CLIENT.id, b"old bytes", job_id="old")
-    shared_old = await assets.store_bytes(LOCAL_CLIENT.id, b"shared bytes", job_id="old")
+    only_old = await stored(b"old bytes", "old")
+    shared_old = await stored(b"shared bytes", "old")
     clock.advance(timedelta(days=20).total_seconds())
     await _job(db, clock, "new", finished=True)
     await _job(db, clock, "running", finished=False)
-    await assets.store_bytes(LOCAL_CLIENT.id, b"shared bytes", job_id="new")
+    await stored(b"shared bytes", "new")
     clock.advance(timedelta(days=11).total_seconds())  # "old" is 31 days old, "new" 11
 
     sweeper = RetentionSweeper(
-        db, QueueRepository(db.dialect, clock), storage, clock, days=30, grace=0
+        db, QueueRepository(db.dialect, clock), assets, clock, days=30, grace=0
     )
     assert await sweeper.purge() == 1
 

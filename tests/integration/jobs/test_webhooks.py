@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from conveyor.jobs.webhooks import SIGNATURE_HEADER, verify_webhook
+from conveyor.execution.webhooks import SIGNATURE_HEADER, verify_webhook
 from tests.integration.conftest import Serve
 from tests.support.adapters import ScriptedModel
 

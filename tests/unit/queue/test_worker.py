@@ -14,16 +14,31 @@ from conveyor.core.db import Database
 from conveyor.core.notify import Signal
 from conveyor.queue import (
     NewTask,
-    PermanentTaskError,
     QueueRepository,
     RetryPolicy,
-    RetryTaskLater,
     Task,
     TaskContext,
     TaskRegistry,
     Worker,
     WorkerConfig,
 )
+
+
+class TryAgain(Exception):
+    """Follows the queue's protocol: retryable, after ``retry_after`` seconds."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Hopeless(Exception):
+    """Follows the queue's protocol: never worth another attempt."""
+
+    retryable = False
+
 
 FAST = WorkerConfig(
     concurrency=10,
@@ -89,7 +104,7 @@ async def test_failures_retry_then_die_and_the_domain_hears_of_it(db: Database) 
     async def flaky(ctx: TaskContext) -> None:
         calls["flaky"] += 1
         if calls["flaky"] < 3:
-            raise RetryTaskLater("not yet", delay=0.01)
+            raise TryAgain("not yet", retry_after=0.01)
 
     async def broken(ctx: TaskContext) -> None:
         calls["broken"] += 1
@@ -97,7 +112,7 @@ async def test_failures_retry_then_die_and_the_domain_hears_of_it(db: Database) 
 
     async def hopeless(ctx: TaskContext) -> None:
         calls["hopeless"] += 1
-        raise PermanentTaskError("input can never work")
+        raise Hopeless("input can never work")
 
     async def on_dead(conn: AsyncConnection, task: Task, error: str) -> None:
         buried.append((task.id, error))

@@ -12,11 +12,9 @@ import pytest
 from PIL import Image
 
 from conveyor.core.clock import ManualClock
-from conveyor.errors import ValidationFailed
+from conveyor.errors import ItemFailed, TemporaryFailure, ValidationFailed
 from conveyor.net.errors import FetchFailed, NotAnImage, UrlRefused
 from conveyor.providers.base import FileInput, ModelOutput, StoredFile
-from conveyor.queue import RetryTaskLater
-from conveyor.recipes.base import ItemFailed
 from conveyor.recipes.vehicle_damage import (
     VehicleDamageOptions,
     VehicleDamageRecipe,
@@ -134,7 +132,7 @@ async def test_the_lot_is_described_in_english_then_translated() -> None:
     assert asked["target_language"] == "Russian"
     assert asked["text"] == "<p>Dented bumper seen in 2 photo(s).</p>"
     assert "into Russian" in asked["system_prompt"]
-    assert run.stages == ["processing", "translating"]
+    assert run.stages == ["describing", "translating"]
     assert result == {
         "lot_id": "car-1",
         "descriptions": [
@@ -167,7 +165,7 @@ async def test_only_english_needs_no_translation_stage() -> None:
     run = FakeRun(lot("https://cdn/a.jpg"))
     result = await recipe.run(run)
     assert [s[0] for s in run.steps] == ["describe"]
-    assert run.stages == ["processing"]
+    assert run.stages == ["describing"]
     assert [d["language"] for d in result["descriptions"]] == ["en"]
 
 
@@ -273,11 +271,11 @@ async def test_a_translation_that_fails_falls_back_but_a_retryable_one_waits_in_
         if name == "translate:ja":
             return ItemFailed("step 'translate:ja' failed: openai/translate: invalid API key")
         if name == "translate:ko":
-            return RetryTaskLater("step 'translate:ko': openai/translate: 503")
+            return TemporaryFailure("step 'translate:ko': openai/translate: 503")
         return describe_and_mark(name, inputs)
 
     batch = FakeRun(lot("https://cdn/a.jpg"), languages=["en", "ja", "ko", "fr"], answer=broken)
-    with pytest.raises(RetryTaskLater):
+    with pytest.raises(TemporaryFailure):
         await recipe.run(batch)
     # Every other translation ran to the end first, so a retry redoes only Korean.
     assert sorted(s[0] for s in batch.steps[1:]) == ["translate:fr", "translate:ja", "translate:ko"]

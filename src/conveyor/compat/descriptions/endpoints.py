@@ -7,6 +7,7 @@ need the ``X-Client``/``X-Timestamp``/``X-Signature`` headers (see ``signing``).
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -23,12 +24,13 @@ from conveyor.compat.descriptions.schemas import (
     NotReadyOut,
     SyncAnswerOut,
 )
-from conveyor.compat.descriptions.service import Answer, DescriptionsService
+from conveyor.compat.descriptions.service import Answer
 from conveyor.compat.descriptions.signing import (
     CLIENT_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
 )
+from conveyor.deps import DatabaseDep, DescriptionsServiceDep, ReadConn, WriteConn
 
 router = APIRouter(prefix="/api/v1", tags=["descriptions (seed 000)"])
 
@@ -43,24 +45,12 @@ _SIGNED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def descriptions_service(request: Request) -> DescriptionsService:
-    """One service per app, built from the runtime on first use (it caches clients)."""
-    service: DescriptionsService | None = getattr(request.app.state, "descriptions", None)
-    if service is None:
-        runtime = request.app.state.runtime
-        service = DescriptionsService(
-            runtime.jobs, runtime.clients, runtime.clock, runtime.settings
-        )
-        request.app.state.descriptions = service
-    return service
+Service = DescriptionsServiceDep
 
 
-Service = Annotated[DescriptionsService, Depends(descriptions_service)]
-
-
-async def signed_client(request: Request, service: Service) -> Client:
+async def signed_client(request: Request, service: Service, db: DatabaseDep) -> Client:
     headers = request.headers
-    return await service.authenticate_request(
+    name = service.authenticate_request(
         request.method,
         request.url.path,
         request.url.query,
@@ -68,6 +58,11 @@ async def signed_client(request: Request, service: Service) -> Client:
         timestamp=headers.get(TIMESTAMP_HEADER),
         signature=headers.get(SIGNATURE_HEADER),
     )
+    client = service.cached_client(name)
+    if client is None:
+        async with db.write() as conn:
+            client = await service.client(conn, name)
+    return client
 
 
 SignedClient = Annotated[Client, Depends(signed_client)]
@@ -99,8 +94,19 @@ def _respond(answer: Answer, **headers: str) -> JSONResponse:
         504: {"description": "Sync mode: not done in time; the body has the job_id"},
     },
 )
-async def generate_descriptions(request: Request, service: Service) -> JSONResponse:
-    return _respond(await service.submit(await request.body()))
+async def generate_descriptions(
+    request: Request, service: Service, db: DatabaseDep
+) -> JSONResponse:
+    started = time.perf_counter()
+    submission = service.read_submission(await request.body())
+    async with db.write() as conn:
+        client = await service.client(conn, submission.signer)
+        job = await service.job_for(conn, client, submission)
+    if not submission.sync:
+        return _respond(service.accepted(job, submission, time.perf_counter() - started))
+    await service.wait(job.id)
+    async with db.read() as conn:
+        return _respond(await service.sync_answer(conn, job.id, submission.request))
 
 
 @router.get(
@@ -110,8 +116,8 @@ async def generate_descriptions(request: Request, service: Service) -> JSONRespo
     response_model_exclude_none=True,
     responses={404: _ERROR},
 )
-async def batch_status(job_id: JobId, service: Service) -> dict[str, Any]:
-    return (await service.status(job_id)).answer()
+async def batch_status(job_id: JobId, service: Service, conn: ReadConn) -> dict[str, Any]:
+    return (await service.status(conn, job_id)).answer()
 
 
 @router.get(
@@ -120,8 +126,8 @@ async def batch_status(job_id: JobId, service: Service) -> dict[str, Any]:
     response_model=BatchResultsOut,
     responses={202: {"model": NotReadyOut, "description": "Still running"}, 404: _ERROR},
 )
-async def batch_results(job_id: JobId, service: Service) -> JSONResponse:
-    return _respond(await service.results(job_id))
+async def batch_results(job_id: JobId, service: Service, conn: ReadConn) -> JSONResponse:
+    return _respond(await service.results(conn, job_id))
 
 
 @router.get(
@@ -130,8 +136,8 @@ async def batch_results(job_id: JobId, service: Service) -> JSONResponse:
     response_model=BatchResultsOut,
     responses={202: {"model": NotReadyOut, "description": "Still running"}, 404: _ERROR},
 )
-async def download_results(job_id: JobId, service: Service) -> JSONResponse:
-    answer = await service.results(job_id)
+async def download_results(job_id: JobId, service: Service, conn: ReadConn) -> JSONResponse:
+    answer = await service.results(conn, job_id)
     if answer.status_code != 200:
         return _respond(answer)
     filename = f"batch-results-{job_id}.json"
@@ -148,11 +154,12 @@ async def download_results(job_id: JobId, service: Service) -> JSONResponse:
 async def batch_jobs(
     service: Service,
     client: SignedClient,
+    conn: ReadConn,
     status: Annotated[JobStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> BatchJobsOut:
-    return await service.list_jobs(client, status=status, limit=limit, offset=offset)
+    return await service.list_jobs(conn, client, status=status, limit=limit, offset=offset)
 
 
 @router.post(
@@ -162,5 +169,7 @@ async def batch_jobs(
     response_model_exclude_none=True,
     responses={**_SIGNED, 404: _ERROR, 409: {"description": "Already completed or failed"}},
 )
-async def cancel_batch_job(job_id: JobId, service: Service, client: SignedClient) -> dict[str, Any]:
-    return (await service.cancel(client, job_id)).answer()
+async def cancel_batch_job(
+    job_id: JobId, service: Service, client: SignedClient, conn: WriteConn
+) -> dict[str, Any]:
+    return (await service.cancel(conn, client, job_id)).answer()

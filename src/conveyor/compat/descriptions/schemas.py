@@ -14,14 +14,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
 from conveyor.content.languages import normalize_languages
 from conveyor.errors import BadRequest
-from conveyor.jobs.repository import ItemRow, JobRow
+from conveyor.jobs.models import JOB_PROCESSING, ItemRow, JobRow
 from conveyor.recipes.vehicle_damage import MAX_ADDITIONAL_INFO, MAX_IMAGES, MAX_LOT_ID, MAX_URL
 
 SUPPORTED_VERSIONS = ("1.0.0",)
@@ -31,6 +31,25 @@ MAX_LANGUAGES = 100
 MAX_PROBLEMS = 50
 
 JobStatus = Literal["pending", "processing", "translating", "completed", "failed", "cancelled"]
+# The vehicle-damage recipe's stage the seed shows as a status of its own.
+TRANSLATING = "translating"
+
+
+def seed_status(job: JobRow) -> JobStatus:
+    """The job's status as the seed names it: a processing job in the recipe's
+    ``translating`` stage is ``translating``."""
+    if job.status == JOB_PROCESSING and job.stage == TRANSLATING:
+        return "translating"
+    return cast(JobStatus, job.status)
+
+
+def stage_filter(status: str | None) -> tuple[str | None, str | None, str | None]:
+    """A seed status filter as (native status, required stage, excluded stage)."""
+    if status == TRANSLATING:
+        return JOB_PROCESSING, TRANSLATING, None
+    if status == JOB_PROCESSING:
+        return JOB_PROCESSING, None, TRANSLATING
+    return status, None, None
 
 
 class InvalidRequest(BadRequest):
@@ -262,7 +281,7 @@ class BatchStatusOut(BaseModel):
         processed = job.completed + job.failed
         return cls(
             job_id=job.id,
-            status=job.status,
+            status=seed_status(job),
             created_at=iso(job.created_at) or "",
             updated_at=iso(job.updated_at) or "",
             progress=ProgressOut(

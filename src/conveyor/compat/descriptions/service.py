@@ -15,15 +15,22 @@ window). Within one window of the first job, the same signed lots are answered f
 when they ask for languages it has (this is also how the seed's "retry with fewer languages
 after a timeout" advice costs nothing), refused with 409 when they ask for others, and start
 a new job only if the first failed or was cancelled. Details: docs/compat-descriptions.md.
+
+Methods take the caller's connection; the endpoints open the transactions (a sync request
+writes its job, commits, waits outside any transaction, then reads the answer).
+
+**Statuses.** The seed shows ``translating`` while lots are being translated: that is the
+``vehicle-damage`` recipe's ``translating`` stage of a ``processing`` job (``seed_status``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.clients.service import Client, ClientService
 from conveyor.compat.descriptions.schemas import (
@@ -39,7 +46,9 @@ from conveyor.compat.descriptions.schemas import (
     iso,
     parse_request,
     read_json_object,
+    seed_status,
     signed_lots,
+    stage_filter,
 )
 from conveyor.compat.descriptions.signing import (
     signature_format_problem,
@@ -50,10 +59,16 @@ from conveyor.config import Settings
 from conveyor.core.clock import Clock
 from conveyor.core.http import error_body
 from conveyor.errors import Conflict, Forbidden, NotFound, TooManyRequests
-from conveyor.jobs.models import ITEM_COMPLETED, JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED
-from conveyor.jobs.repository import JobRow
+from conveyor.jobs.models import (
+    ITEM_COMPLETED,
+    JOB_CANCELLED,
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JobRow,
+)
 from conveyor.jobs.schemas import JobCreate
 from conveyor.jobs.service import CreatedJob, JobService
+from conveyor.jobs.streams import JobStreams
 
 SOURCE = "descriptions"
 RECIPE = "vehicle-damage"
@@ -70,6 +85,19 @@ class SignatureRejected(Forbidden):
 
 
 @dataclass(frozen=True, slots=True)
+class Submission:
+    """A ``generate-descriptions`` body whose signature checked out."""
+
+    signer: str
+    signature: str
+    request: DescriptionRequest
+
+    @property
+    def sync(self) -> bool:
+        return len(self.request.lots) == 1
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """A finished HTTP answer: the seed's endpoints pick their status per case."""
 
@@ -80,9 +108,15 @@ class Answer:
 
 class DescriptionsService:
     def __init__(
-        self, jobs: JobService, clients: ClientService, clock: Clock, settings: Settings
+        self,
+        jobs: JobService,
+        streams: JobStreams,
+        clients: ClientService,
+        clock: Clock,
+        settings: Settings,
     ) -> None:
         self.jobs = jobs
+        self.streams = streams
         self.clients = clients
         self.clock = clock
         self.keys = {n: k.get_secret_value() for n, k in settings.descriptions_clients.items()}
@@ -107,16 +141,19 @@ class DescriptionsService:
             raise SignatureRejected(f"the signature does not match these lots; {HOW_TO_SIGN}")
         return name
 
-    async def client(self, name: str) -> Client:
+    async def client(self, conn: AsyncConnection, name: str) -> Client:
         """The Conveyor client of a signing name (created on first use)."""
         client = self._clients.get(name)
         if client is None:
-            async with self.clients.db.write() as conn:
-                client = await self.clients.ensure_client(conn, name)
+            client = await self.clients.ensure_client(conn, name)
             self._clients[name] = client
         return client
 
-    async def authenticate_request(
+    def cached_client(self, name: str) -> Client | None:
+        """The client of a signing name this process has seen already (no query)."""
+        return self._clients.get(name)
+
+    def authenticate_request(
         self,
         method: str,
         path: str,
@@ -125,9 +162,9 @@ class DescriptionsService:
         client: str | None,
         timestamp: str | None,
         signature: str | None,
-    ) -> Client:
-        """The client of a management request signed with the ``X-Signature`` headers."""
-        name = verify_request(
+    ) -> str:
+        """The client name of a request signed with the ``X-Signature`` headers."""
+        return verify_request(
             method,
             path,
             query,
@@ -137,42 +174,42 @@ class DescriptionsService:
             keys=self.keys,
             now=self.clock.timestamp,
         )
-        return await self.client(name)
 
     # -- generate-descriptions ---------------------------------------------------------
 
-    async def submit(self, raw: bytes) -> Answer:
-        started = time.perf_counter()
+    def read_submission(self, raw: bytes) -> Submission:
+        """Parse a body, check its signature, then every field (in that order)."""
         body = read_json_object(raw)
         lots = signed_lots(body)
         signature = body.get("signature")
-        client = await self.client(self.signer_of(lots, signature))
+        signer = self.signer_of(lots, signature)
         request = parse_request(body, lots)
         if len(request.lots) > self.max_lots:
             raise InvalidRequest(
                 f"at most {self.max_lots} lots per request; this one has {len(request.lots)}",
                 code="TOO_MANY_LOTS",
             )
-        sync = len(request.lots) == 1
-        job = await self._job_for(client, request, str(signature).lower(), sync=sync)
-        if not sync:
-            accepted = BatchAcceptedOut(
-                job_id=job.id,
-                creation_time=f"{time.perf_counter() - started:.2f}s",
-                lots_count=len(request.lots),
-            )
-            return Answer(
-                201, accepted.model_dump(), {"Location": f"/api/v1/batch-status/{job.id}"}
-            )
-        return await self._sync_answer(await self._wait(job.id), request)
+        return Submission(signer, str(signature).lower(), request)
 
-    async def _job_for(
-        self, client: Client, request: DescriptionRequest, signature: str, *, sync: bool
+    def accepted(self, job: JobRow, submission: Submission, seconds: float) -> Answer:
+        """The 201 of a batch."""
+        body = BatchAcceptedOut(
+            job_id=job.id,
+            creation_time=f"{seconds:.2f}s",
+            lots_count=len(submission.request.lots),
+        )
+        return Answer(201, body.model_dump(), {"Location": f"/api/v1/batch-status/{job.id}"})
+
+    async def job_for(
+        self, conn: AsyncConnection, client: Client, submission: Submission
     ) -> JobRow:
+        """The job that answers this submission: a new one, or the one it replays."""
+        request, sync = submission.request, submission.sync
         if self.replay_window <= 0:
-            return (await self._create(client, request, None, sync=sync)).job
+            return (await self._create(conn, client, request, None, sync=sync)).job
+        signature = submission.signature
         period = int(self.clock.timestamp() // self.replay_window)
-        earlier, sequence = await self._earlier_job(client, signature, period)
+        earlier, sequence = await self._earlier_job(conn, client, signature, period)
         if earlier is not None and earlier.status not in (JOB_FAILED, JOB_CANCELLED):
             return self._replayed(earlier, request)
         if sequence >= MAX_RESUBMISSIONS:
@@ -182,12 +219,18 @@ class DescriptionsService:
                 code="TOO_MANY_RESUBMISSIONS",
             )
         key = _replay_key(signature, period, sequence)
-        created = await self._create(client, request, key, sync=sync)
+        created = await self._create(conn, client, request, key, sync=sync)
         # Not created: an identical request raced this one and made the job first.
         return created.job if created.created else self._replayed(created.job, request)
 
     async def _create(
-        self, client: Client, request: DescriptionRequest, key: str | None, *, sync: bool
+        self,
+        conn: AsyncConnection,
+        client: Client,
+        request: DescriptionRequest,
+        key: str | None,
+        *,
+        sync: bool,
     ) -> CreatedJob:
         body = JobCreate(
             recipe=RECIPE,
@@ -197,11 +240,11 @@ class DescriptionsService:
             idempotency_key=key,
             wait=self.sync_wait if sync else None,
         )
-        submission = await self.jobs.prepare(client, body, source=SOURCE)
-        return await self.jobs.create(client, submission)
+        submission = self.jobs.prepare(body, source=SOURCE)
+        return await self.jobs.create(conn, client, submission)
 
     async def _earlier_job(
-        self, client: Client, signature: str, period: int
+        self, conn: AsyncConnection, client: Client, signature: str, period: int
     ) -> tuple[JobRow | None, int]:
         """The newest job these signed lots started within the window (if any), and the
         next free sequence number of the current period."""
@@ -210,7 +253,7 @@ class DescriptionsService:
         for number in (period - 1, period):
             keys = [_replay_key(signature, number, n) for n in range(MAX_RESUBMISSIONS)]
             # Keys are used in order, so the jobs found are the first ``len(found)`` keys.
-            found = await self.jobs.find_by_idempotency_keys(client, keys)
+            found = await self.jobs.find_by_idempotency_keys(conn, client, keys)
             sequence = len(found)
             if found:
                 latest = found[-1]
@@ -235,9 +278,9 @@ class DescriptionsService:
             details={"job_id": job.id, "languages": have},
         )
 
-    async def _wait(self, job_id: str) -> JobRow:
-        """The job once finished, or as it is when ``sync_wait`` of the engine clock passed."""
-        waiter = asyncio.create_task(self.jobs.wait(job_id, self.sync_wait))
+    async def wait(self, job_id: str) -> JobRow | None:
+        """The job once finished within ``sync_wait`` of the engine clock; None if not."""
+        waiter = asyncio.create_task(self.streams.wait(job_id, self.sync_wait))
         timer = asyncio.create_task(self.clock.sleep(self.sync_wait))
         try:
             await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -247,9 +290,13 @@ class DescriptionsService:
             await asyncio.gather(waiter, timer, return_exceptions=True)
         if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
             return waiter.result()
-        return await self.jobs.get(None, job_id)
+        return None
 
-    async def _sync_answer(self, job: JobRow, request: DescriptionRequest) -> Answer:
+    async def sync_answer(
+        self, conn: AsyncConnection, job_id: str, request: DescriptionRequest
+    ) -> Answer:
+        """The answer to a one-lot request once its wait is over (504 while unfinished)."""
+        job = await self.jobs.get(conn, None, job_id)
         if not job.finished:
             return Answer(
                 504,
@@ -259,10 +306,10 @@ class DescriptionsService:
                     f"the description did not finish within {self.sync_wait:g} s (timeout); "
                     f"the work goes on: read its result at /api/v1/batch-results/{job.id}",
                     job_id=job.id,
-                    job_status=job.status,
+                    job_status=seed_status(job),
                 ),
             )
-        items, _ = await self.jobs.items(job, limit=1)
+        items, _ = await self.jobs.items(conn, job, limit=1)
         item = items[0]
         if item.status != ITEM_COMPLETED:
             status, code = (
@@ -309,63 +356,79 @@ class DescriptionsService:
 
     # -- reading -----------------------------------------------------------------------
 
-    async def status(self, job_id: str) -> BatchStatusOut:
-        job = await self._job(job_id)
-        return BatchStatusOut.from_row(job, await self._error_message(job))
+    async def status(self, conn: AsyncConnection, job_id: str) -> BatchStatusOut:
+        job = await self._job(conn, job_id)
+        return BatchStatusOut.from_row(job, await self._error_message(conn, job))
 
-    async def results(self, job_id: str) -> Answer:
+    async def results(self, conn: AsyncConnection, job_id: str) -> Answer:
         """200 with every lot once the job is finished; 202 with its progress before."""
-        job = await self._job(job_id)
+        job = await self._job(conn, job_id)
         if not job.finished:
             progress = BatchStatusOut.from_row(job).progress
             waiting = NotReadyOut(
                 job_id=job.id,
-                status=job.status,
+                status=seed_status(job),
                 message="the job is still running; results are not ready yet",
                 progress=progress,
             )
             return Answer(202, waiting.model_dump())
-        items, _ = await self.jobs.items(job)
+        items, _ = await self.jobs.items(conn, job)
         results = BatchResultsOut(
             job_id=job.id,
-            status=job.status,
+            status=seed_status(job),
             completed_at=iso(job.finished_at),
             results=ResultsOut(lots=[LotResultOut.from_row(item) for item in items]),
         )
         return Answer(200, results.answer())
 
     async def list_jobs(
-        self, client: Client, *, status: str | None, limit: int, offset: int
+        self,
+        conn: AsyncConnection,
+        client: Client,
+        *,
+        status: str | None,
+        limit: int,
+        offset: int,
     ) -> BatchJobsOut:
+        native, stage, other_stage = stage_filter(status)
         rows, more = await self.jobs.list_jobs(
-            client, status=status, limit=limit, offset=offset, source=SOURCE
+            conn,
+            client,
+            status=native,
+            stage=stage,
+            not_stage=other_stage,
+            limit=limit,
+            offset=offset,
+            source=SOURCE,
         )
-        jobs = [BatchStatusOut.from_row(job, await self._error_message(job)) for job in rows]
+        jobs = [BatchStatusOut.from_row(job, await self._error_message(conn, job)) for job in rows]
         return BatchJobsOut(jobs=jobs, limit=limit, offset=offset, has_more=more is not None)
 
-    async def cancel(self, client: Client, job_id: str) -> BatchStatusOut:
-        job = await self._job(job_id, client)
+    async def cancel(self, conn: AsyncConnection, client: Client, job_id: str) -> BatchStatusOut:
+        job = await self._job(conn, job_id, client)
         if job.status in (JOB_COMPLETED, JOB_FAILED):
             raise Conflict(
                 f"job {job.id} is already {job.status}; there is nothing to cancel",
                 code="JOB_FINISHED",
             )
-        cancelled = await self.jobs.cancel(client, job.id)
-        return BatchStatusOut.from_row(cancelled, await self._error_message(cancelled))
+        cancelled = await self.jobs.cancel(conn, client, job.id)
+        return BatchStatusOut.from_row(cancelled, await self._error_message(conn, cancelled))
 
-    async def _job(self, job_id: str, client: Client | None = None) -> JobRow:
-        job = await self.jobs.get(client, job_id)
+    async def _job(
+        self, conn: AsyncConnection, job_id: str, client: Client | None = None
+    ) -> JobRow:
+        job = await self.jobs.get(conn, client, job_id)
         if job.source != SOURCE:
             # Jobs of the other APIs are not this API's to show, by id or otherwise.
             raise NotFound(f"job {job_id} not found", code="JOB_NOT_FOUND")
         return job
 
-    async def _error_message(self, job: JobRow) -> str | None:
+    async def _error_message(self, conn: AsyncConnection, job: JobRow) -> str | None:
         if job.status == JOB_CANCELLED:
             return "the job was cancelled"
         if job.status != JOB_FAILED:
             return None
-        items, _ = await self.jobs.items(job, limit=3)
+        items, _ = await self.jobs.items(conn, job, limit=3)
         reasons = [f"lot {i.key!r}: {i.error}" for i in items if i.error]
         noun = "lot" if job.total == 1 else "lots"
         summary = f"all {job.failed} {noun} failed"

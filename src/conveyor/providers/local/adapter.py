@@ -6,9 +6,14 @@ sends the engine entry point with plain bytes and values to the worker's process
 (``CpuRunner``, under the model's limiter), stores the files the engine made, and turns
 engine errors into provider errors:
 
-    EngineInputError / EngineFailure / any other exception  →  PermanentProviderError
-    EngineUnavailable                                       →  ModelUnavailable
-    BrokenProcessPool (a worker died, maybe for another item) →  RetryableProviderError
+    EngineInputError, EngineFailure          raised as they are (permanent)
+    EngineUnavailable                        ModelUnavailable; EngineBroken also marks the
+                                             model unavailable from then on
+    EngineProcessDied (from the pool)        raised as it is (retryable): a worker process
+                                             died, maybe for another item
+    any other exception, MemoryError         EngineFailure (permanent)
+
+Messages do not repeat the model id: the step that called the model names it.
 
 Local engines never submit anything remote, so ``resume`` and ``checkpoint`` are unused: a
 resumed step simply runs again.
@@ -16,9 +21,9 @@ resumed step simply runs again.
 
 from __future__ import annotations
 
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from conveyor.errors import ConveyorError
 from conveyor.providers.base import (
     Availability,
     Checkpoint,
@@ -30,12 +35,7 @@ from conveyor.providers.base import (
     ModelOutput,
     ProviderState,
 )
-from conveyor.providers.errors import (
-    ModelUnavailable,
-    PermanentProviderError,
-    ProviderCancelled,
-    RetryableProviderError,
-)
+from conveyor.providers.errors import ModelUnavailable, ProviderCancelled
 from conveyor.providers.local.catalogue import local_models
 from conveyor.providers.local.engine import (
     EngineBroken,
@@ -97,14 +97,12 @@ class LocalModelAdapter:
         found = self.availability()
         if not found.available:
             raise ModelUnavailable(
-                self._unavailable_message(found.reason, found.enable_with), provider=PROVIDER
+                _unavailable_message(found.reason, found.enable_with), provider=PROVIDER
             )
         try:
             values = self.spec.validate(call.inputs)
         except InputInvalid as exc:
-            raise PermanentProviderError(
-                f"{self.model_id}: {exc}", provider=PROVIDER, code="INVALID_INPUT"
-            ) from exc
+            raise EngineInputError(str(exc), provider=PROVIDER) from exc
         for name, value in list(values.items()):
             if isinstance(value, FileInput):
                 values[name] = await call.files.read(value, max_bytes=self._max_input_bytes)
@@ -125,38 +123,25 @@ class LocalModelAdapter:
                 # Found only now (a corrupt model file): unavailable for every call from here.
                 self._availability = Availability(False, exc.message, exc.enable_with)
             raise ModelUnavailable(
-                self._unavailable_message(exc.message, exc.enable_with), provider=PROVIDER
+                _unavailable_message(exc.message, exc.enable_with), provider=PROVIDER
             ) from exc
-        except EngineInputError as exc:
-            raise PermanentProviderError(
-                f"{self.model_id}: {exc}", provider=PROVIDER, code="INVALID_INPUT"
-            ) from exc
-        except EngineFailure as exc:
-            raise PermanentProviderError(
-                f"{self.model_id}: {exc}", provider=PROVIDER, code="ENGINE_FAILED"
-            ) from exc
-        except BrokenProcessPool as exc:
-            raise RetryableProviderError(
-                f"{self.model_id}: a worker process died while this call was queued or running",
-                provider=PROVIDER,
-            ) from exc
+        except ConveyorError:
+            # Engine errors and a dead pool process carry their own retryability.
+            raise
         except MemoryError as exc:
-            raise PermanentProviderError(
-                f"{self.model_id}: the engine ran out of memory on this input",
-                provider=PROVIDER,
-                code="ENGINE_FAILED",
+            raise EngineFailure(
+                "the engine ran out of memory on this input", provider=PROVIDER
             ) from exc
         except Exception as exc:
             # An engine bug on an odd input is still this item's failure, never the worker's.
-            raise PermanentProviderError(
-                f"{self.model_id}: engine error {type(exc).__name__}: {exc}",
-                provider=PROVIDER,
-                code="ENGINE_FAILED",
+            raise EngineFailure(
+                f"engine error {type(exc).__name__}: {exc}", provider=PROVIDER
             ) from exc
 
-    def _unavailable_message(self, reason: str | None, enable_with: str | None) -> str:
-        message = f"{self.model_id} is unavailable: {reason or 'engine missing'}"
-        return f"{message} (to enable: {enable_with})" if enable_with else message
+
+def _unavailable_message(reason: str | None, enable_with: str | None) -> str:
+    message = f"unavailable: {reason or 'engine missing'}"
+    return f"{message} (to enable: {enable_with})" if enable_with else message
 
 
 def local_adapters(cpu: CpuRunner, *, options: EngineOptions | None = None) -> list[ModelAdapter]:

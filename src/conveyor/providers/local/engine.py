@@ -2,11 +2,13 @@
 
 Engine functions run inside worker processes of a ``ProcessPoolExecutor``, so everything
 here crosses a process boundary by pickling: plain dataclasses of bytes, strings and
-numbers, and three exceptions whose class says what the caller should do:
+numbers, and exceptions of the provider error tree (``conveyor.providers.errors``, pickled
+back to the caller with their attributes) whose class says what the caller should do:
 
     EngineInputError     the input is bad (corrupt image, unknown language): permanent
     EngineFailure        the engine broke on this input (timeout, crash of a program): permanent
     EngineUnavailable    a package, program or model is missing: the model is unavailable
+    EngineProcessDied    raised by the pool, not an engine: the process died; retryable
 
 Engines never raise anything else on purpose; the adapter treats any other exception as a
 permanent failure with the exception's text. Programs (espeak-ng, tesseract, apertium,
@@ -22,6 +24,12 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.providers.errors import (
+    ModelUnavailable,
+    PermanentProviderError,
+    RetryableProviderError,
+)
+
 # How to get what the engines need; quoted in every "unavailable" message.
 SYSTEM_DEPS_HINT = (
     "run `make system-deps` (Debian packages: espeak-ng, tesseract-ocr, apertium, ffmpeg)"
@@ -29,30 +37,36 @@ SYSTEM_DEPS_HINT = (
 PIPER_HINT = "pip install '.[piper]'"
 
 
-class EngineInputError(ValueError):
+class EngineInputError(PermanentProviderError):
     """The input cannot be processed; retrying the same input cannot help."""
 
+    code = "INVALID_INPUT"
 
-class EngineFailure(RuntimeError):
+
+class EngineFailure(PermanentProviderError):
     """The engine failed on this input (a program crashed or timed out)."""
 
+    code = "ENGINE_FAILED"
 
-class EngineUnavailable(RuntimeError):
+
+class EngineUnavailable(ModelUnavailable):
     """A package, program or model the engine needs is missing or broken."""
 
     def __init__(self, message: str, enable_with: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, provider="local")
         self.enable_with = enable_with
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Two constructor arguments: tell pickle how to rebuild it in the parent process.
-        return (type(self), (self.message, self.enable_with))
 
 
 class EngineBroken(EngineUnavailable):
     """The engine itself cannot load here (as opposed to one input it has no support for):
     its model is unavailable for every call."""
+
+
+class EngineProcessDied(RetryableProviderError):
+    """A worker process of the pool died (out of memory, a crashing native library) while the
+    call was queued or running; the same call may well succeed in a fresh process."""
+
+    code = "ENGINE_PROCESS_DIED"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,11 @@ A step tries its models in order. A step that finished in an earlier run of the 
 returned from ``step_runs`` without a call; a step whose provider task id was committed
 resumes polling it; otherwise the model is called, its task id committed before the first
 poll, and its result stored with the files it produced, in one transaction.
+
+Errors decide by ``retryable`` (``conveyor.errors``): a permanent failure moves the step down
+its chain, a retryable one too but is remembered; when no model is left the step fails for
+good (``ItemFailed``) unless a retryable failure was seen (``TemporaryFailure``: the queue
+runs the item again later, and finished steps are not paid for twice).
 """
 
 from __future__ import annotations
@@ -16,58 +21,28 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from conveyor.assets.links import AssetLinks
-from conveyor.assets.service import AssetService
-from conveyor.core.clock import Clock
-from conveyor.core.db import Database, after_commit
+from conveyor.core.db import after_commit
 from conveyor.core.ids import new_id
-from conveyor.errors import ConveyorError
-from conveyor.jobs import repository as repo
-from conveyor.jobs.cancellation import CancellationWatch
-from conveyor.jobs.events import EventBus, JobEvent
-from conveyor.jobs.files import Downloader, ItemFiles
-from conveyor.jobs.metrics import STEP_SECONDS
+from conveyor.errors import ConveyorError, ItemFailed, TemporaryFailure
+from conveyor.execution.engine import EngineDeps
+from conveyor.execution.files import ItemFiles, fresh_assets
+from conveyor.execution.metrics import STEP_SECONDS
 from conveyor.jobs.models import (
     JOB_PENDING,
     STEP_CANCELLED,
     STEP_FAILED,
     STEP_RUNNING,
     STEP_SUCCEEDED,
+    ItemRow,
+    JobRow,
+    StepRunRow,
 )
-from conveyor.jobs.repository import ItemRow, JobRow, StepRunRow
-from conveyor.net.errors import FetchError
 from conveyor.providers.base import ModelCall, ModelOutput, ProviderState, StoredFile
-from conveyor.providers.errors import (
-    PermanentProviderError,
-    ProviderCancelled,
-    RetryableProviderError,
-)
-from conveyor.providers.registry import ModelRegistry
-from conveyor.queue import QueueRepository, RetryTaskLater
-from conveyor.queue.cpu import CpuPoolBroken
-from conveyor.recipes.base import ItemFailed, RecipeRegistry
+from conveyor.providers.errors import ProviderCancelled
 
 
 class ItemCancelled(Exception):
     """The job was cancelled while the item ran."""
-
-
-@dataclass
-class EngineDeps:
-    """Everything the item handler needs; built once per worker process."""
-
-    db: Database
-    clock: Clock
-    queue: QueueRepository
-    recipes: RecipeRegistry
-    models: ModelRegistry
-    assets: AssetService
-    downloader: Downloader
-    events: EventBus
-    watch: CancellationWatch
-    max_input_bytes: int = 25 * 1024 * 1024
-    # How remote providers reach stored inputs when storage can't presign (public_url set).
-    asset_links: AssetLinks | None = None
 
 
 def _step_output(output: ModelOutput) -> dict[str, Any]:
@@ -102,6 +77,7 @@ class ItemExecution:
     item: ItemRow
     prior: list[StepRunRow]
     files: ItemFiles
+    stages: tuple[str, ...] = ()
     cost: float = 0.0
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -149,26 +125,21 @@ class ItemExecution:
     def cancelled(self) -> bool:
         return self.deps.watch.is_cancelled(self.job.id)
 
-    async def _record(self, conn: AsyncConnection) -> None:
-        """What every write of this run carries: the item's start, and new files' rows."""
-        if not self.started:
-            await repo.start_item(
-                conn, self.item, self.now(), job_pending=self.job.status == JOB_PENDING
-            )
+    async def _start(self, conn: AsyncConnection) -> None:
+        """The item's first write of this run also marks it running."""
+        if self.started:
+            return
+        await self.deps.items.start(conn, self.item, job_pending=self.job.status == JOB_PENDING)
 
-            def mark() -> None:
-                self.started = True
+        def mark() -> None:
+            self.started = True
 
-            after_commit(conn, mark)
-        await self.files.flush(conn)
+        after_commit(conn, mark)
 
     async def set_stage(self, stage: str) -> None:
         async with self.deps.db.write() as conn:
-            await self._record(conn)
-            if await repo.set_item_stage(conn, self.item, stage, self.now()):
-                await self.deps.events.emit(
-                    conn, JobEvent(self.job.id, "job.status", {"status": "translating"})
-                )
+            await self._start(conn)
+            await self.deps.items.set_stage(conn, self.item, stage, self.stages)
 
     async def fetch_input(self, url: str, *, images_only: bool = False) -> StoredFile:
         return await self.files.store_input(url, accept=("image/*",) if images_only else None)
@@ -181,7 +152,7 @@ class ItemExecution:
                 return output
         this_run = [r for r in self.prior if r.step == name and r.item_run == self.item.runs]
         tried: list[dict[str, str]] = []
-        retryable: RetryableProviderError | None = None
+        transient: ConveyorError | None = None
         for index, model_id in enumerate(models):
             earlier = [r for r in this_run if r.model_id == model_id]
             permanent = next(
@@ -200,18 +171,16 @@ class ItemExecution:
                 continue
             try:
                 output = await self._call(name, model_id, index, earlier, inputs)
-            except PermanentProviderError as exc:
+            except ConveyorError as exc:
                 tried.append({"model": model_id, "error": exc.message})
-                continue
-            except RetryableProviderError as exc:
-                tried.append({"model": model_id, "error": exc.message})
-                retryable = exc
+                if exc.retryable:
+                    transient = exc
                 continue
             self._note(name, model_id, tried)
             return output
         summary = "; ".join(f"{t['model']}: {t['error']}" for t in tried) or "no model configured"
-        if retryable is not None:
-            raise RetryTaskLater(f"step {name!r}: {summary}", delay=retryable.retry_after)
+        if transient is not None:
+            raise TemporaryFailure(f"step {name!r}: {summary}", retry_after=transient.retry_after)
         raise ItemFailed(f"step {name!r} failed: {summary}", code="STEP_FAILED")
 
     def _note(self, step: str, model_id: str | None, tried: list[dict[str, str]]) -> None:
@@ -246,8 +215,8 @@ class ItemExecution:
 
         async def checkpoint(state: ProviderState) -> None:
             async with db.write() as conn:
-                await self._record(conn)
-                await repo.save_step_run(
+                await self._start(conn)
+                await self.deps.items.save_step_run(
                     conn,
                     {
                         **base,
@@ -280,31 +249,20 @@ class ItemExecution:
         except ProviderCancelled as exc:
             await self._save(base, STEP_CANCELLED, error=exc.message)
             raise ItemCancelled() from exc
-        except (PermanentProviderError, RetryableProviderError) as exc:
-            await self._save(
-                base,
-                STEP_FAILED,
-                error=exc.message,
-                retryable=isinstance(exc, RetryableProviderError),
-            )
-            raise
-        except CpuPoolBroken as exc:
-            await self._save(base, STEP_FAILED, error=str(exc), retryable=True)
-            raise RetryableProviderError(str(exc)) from exc
-        except FetchError as exc:
-            await self._save(base, STEP_FAILED, error=exc.message, retryable=exc.retryable)
-            if exc.retryable:
-                raise RetryableProviderError(exc.message) from exc
-            raise PermanentProviderError(exc.message) from exc
         except ConveyorError as exc:
-            # Input problems surfacing inside a model (a file too large, a refused URL...).
-            await self._save(base, STEP_FAILED, error=exc.message)
-            raise PermanentProviderError(exc.message) from exc
+            await self._save(base, STEP_FAILED, error=exc.message, retryable=exc.retryable)
+            raise
         finally:
             STEP_SECONDS.labels(model_id, outcome).observe(time.perf_counter() - timer)
         output.model_id = model_id
         self.cost += output.cost or 0.0
-        await self._save(base, STEP_SUCCEEDED, output=_step_output(output), cost=output.cost)
+        await self._save(
+            base,
+            STEP_SUCCEEDED,
+            output=_step_output(output),
+            cost=output.cost,
+            files=output.files,
+        )
         return output
 
     async def _save(
@@ -316,10 +274,12 @@ class ItemExecution:
         retryable: bool = False,
         output: dict[str, Any] | None = None,
         cost: float | None = None,
+        files: list[StoredFile] | None = None,
     ) -> None:
         async with self.deps.db.write() as conn:
-            await self._record(conn)
-            await repo.save_step_run(
+            await self._start(conn)
+            await self.deps.assets.add(conn, *fresh_assets(files or []))
+            await self.deps.items.save_step_run(
                 conn,
                 {
                     **base,

@@ -1,10 +1,12 @@
-"""A process pool for CPU-bound work, so engines never block the event loop.
+"""The process pool local engines run in, so CPU-bound work never blocks the event loop.
 
 Each limiter name (one per engine) has its own semaphore: a burst of background removals
 cannot take every process away from speech. The pool uses ``spawn`` so children start
 clean (no inherited event loop or sockets); engines load their models once per child and
-keep them warm. A child that dies (out of memory, a crashing native library) breaks the
-pool; it is rebuilt and the call fails with a retryable error.
+keep them warm. The pool is created at the first call, so a worker that never runs a local
+engine never starts its processes. A child that dies (out of memory, a crashing native
+library) breaks the pool: it is rebuilt and the call fails with ``EngineProcessDied``, a
+retryable error, so the item runs again in a fresh process.
 """
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from conveyor.providers.local.engine import EngineProcessDied
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class CpuPoolBroken(RuntimeError):
-    """A pool process died while running the call; retrying may succeed."""
+class EnginePool:
+    """Implements ``conveyor.providers.base.CpuRunner`` over a spawn process pool."""
 
-
-class ProcessPoolRunner:
     def __init__(self, size: int, *, limits: dict[str, int] | None = None) -> None:
         self.size = max(1, size)
         self._limits = dict(limits or {})
@@ -48,14 +50,19 @@ class ProcessPoolRunner:
     async def run(self, limiter: str, fn: Callable[..., T], /, *args: Any) -> T:
         async with self._semaphore(limiter):
             loop = asyncio.get_running_loop()
+            executor = self._executor()
             try:
-                return await loop.run_in_executor(self._executor(), fn, *args)
+                return await loop.run_in_executor(executor, fn, *args)
             except BrokenProcessPool as exc:
-                log.error("a CPU pool process died; rebuilding the pool")
-                broken, self._pool = self._pool, None
-                if broken is not None:
-                    broken.shutdown(wait=False, cancel_futures=True)
-                raise CpuPoolBroken("a worker process died while running the engine") from exc
+                # Several calls may see the same broken pool; only the first rebuilds it.
+                if self._pool is executor:
+                    log.error("a local engine process died; rebuilding the pool")
+                    self._pool = None
+                    executor.shutdown(wait=False, cancel_futures=True)
+                raise EngineProcessDied(
+                    "a local engine process died while this call was queued or running",
+                    provider="local",
+                ) from exc
 
     def shutdown(self) -> None:
         if self._pool is not None:

@@ -15,18 +15,23 @@ import json
 import time
 from collections.abc import Callable
 
-from sqlalchemy import func, insert, select
-
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
-from conveyor.jobs import repository as repo
-from conveyor.jobs.models import webhook_attempts
+from conveyor.errors import ConveyorError
+from conveyor.execution import repository
+from conveyor.jobs.items import ItemService
+from conveyor.jobs.models import JobRow
 from conveyor.net.errors import FetchError
 from conveyor.net.fetcher import SafeFetcher
-from conveyor.queue import PermanentTaskError, RetryTaskLater, TaskContext
+from conveyor.queue import TaskContext
 
-WEBHOOK_HANDLER = "jobs.deliver_webhook"
 SIGNATURE_HEADER = "X-Conveyor-Signature"
+
+
+class WebhookNotDelivered(ConveyorError):
+    """The receiver did not take the webhook; ``retryable`` says whether to try again."""
+
+    code = "WEBHOOK_NOT_DELIVERED"
 
 
 def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
@@ -55,12 +60,14 @@ class WebhookSender:
         self,
         db: Database,
         clock: Clock,
+        items: ItemService,
         fetcher: SafeFetcher,
         *,
         secret: str,
-        render_job: Callable[[repo.JobRow], dict[str, object]],
+        render_job: Callable[[JobRow], dict[str, object]],
     ) -> None:
         self.db = db
+        self.items = items
         self.clock = clock
         self.fetcher = fetcher
         self.secret = secret
@@ -70,15 +77,8 @@ class WebhookSender:
         job_id = str(ctx.payload["job_id"])
         event = str(ctx.payload.get("event", "job.finished"))
         async with self.db.read() as conn:
-            job = await repo.get_job(conn, job_id)
-            attempt = 1 + int(
-                await conn.scalar(
-                    select(func.count())
-                    .select_from(webhook_attempts)
-                    .where(webhook_attempts.c.job_id == job_id)
-                )
-                or 0
-            )
+            job = await self.items.get_job(conn, job_id)
+            attempt = 1 + await repository.count_webhook_attempts(conn, job_id)
         if job is None or not job.webhook_url:
             return
         body = json.dumps(
@@ -104,21 +104,20 @@ class WebhookSender:
             status = getattr(exc, "http_status", None)
             retryable = exc.retryable
         async with self.db.write() as conn:
-            await conn.execute(
-                insert(webhook_attempts).values(
-                    job_id=job_id,
-                    url=job.webhook_url,
-                    event=event,
-                    attempt=attempt,
-                    status_code=status,
-                    error=error,
-                    duration_ms=int((time.perf_counter() - started) * 1000),
-                    created_at=self.clock.now(),
-                )
+            await repository.record_webhook_attempt(
+                conn,
+                job_id=job_id,
+                url=job.webhook_url,
+                event=event,
+                attempt=attempt,
+                status_code=status,
+                error=error,
+                duration_ms=int((time.perf_counter() - started) * 1000),
+                now=self.clock.now(),
             )
         if error is None:
             return
-        if not retryable and status is None:
-            # Refused by the SSRF policy or similar: retrying can't help.
-            raise PermanentTaskError(f"webhook not delivered: {error}")
-        raise RetryTaskLater(f"webhook not delivered: {error}")
+        # Refused by the SSRF policy or similar (no answer, not retryable): can't help.
+        raise WebhookNotDelivered(
+            f"webhook not delivered: {error}", retryable=retryable or status is not None
+        )

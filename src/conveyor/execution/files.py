@@ -4,6 +4,12 @@ Inputs are assets of the job's client or URLs the client gave (fetched through t
 boundary). A remote provider gets a URL it can fetch: the client's own URL, a presigned
 storage URL, a signed link to this server when a public URL is configured, or else the
 bytes inline as a ``data:`` URL.
+
+A model's results are stored as bytes right away and handed back as ``FreshFile``s, which
+carry their asset row: the step that receives them in its ``ModelOutput`` writes those rows
+in the transaction that records its result, so a result and its files appear together or
+not at all. Inputs fetched for the item (``store_input``) are recorded at once: later steps
+read them.
 """
 
 from __future__ import annotations
@@ -11,14 +17,12 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from conveyor.assets.models import SOURCE_DERIVED, SOURCE_GENERATED
-from conveyor.assets.repository import Asset
+from conveyor.assets.models import SOURCE_DERIVED, SOURCE_GENERATED, Asset
 from conveyor.assets.service import AssetService, decode_data_url
-from conveyor.core.db import after_commit
+from conveyor.core.db import Database
 from conveyor.errors import PayloadTooLarge
 from conveyor.providers.base import FileInput, StoredFile
 from conveyor.providers.errors import PermanentProviderError
@@ -46,6 +50,18 @@ class Downloader(Protocol):
     ) -> AbstractAsyncContextManager[DownloadBody]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class FreshFile(StoredFile):
+    """A file stored during this run whose row is written by the step that returns it."""
+
+    asset: Asset | None = None
+
+
+def fresh_assets(files: list[StoredFile]) -> list[Asset]:
+    """The rows a step must write for the files of its output."""
+    return [f.asset for f in files if isinstance(f, FreshFile) and f.asset is not None]
+
+
 # Results announced at most this big are read into memory and stored in one write; larger
 # or unannounced ones are spooled to disk while hashed.
 _IN_MEMORY_BYTES = 8 * 1024 * 1024
@@ -64,21 +80,26 @@ def stored(asset: Asset) -> StoredFile:
     return StoredFile(asset.id, asset.mime_type, asset.size, asset.sha256)
 
 
+def fresh(asset: Asset) -> FreshFile:
+    return FreshFile(asset.id, asset.mime_type, asset.size, asset.sha256, asset)
+
+
 class ItemFiles:
     # One per running item, thousands at once: no per-instance dict.
     __slots__ = (
         "_assets",
         "_client_id",
+        "_db",
         "_downloader",
         "_item_id",
         "_job_id",
         "_link_for",
         "_max_bytes",
-        "_pending",
     )
 
     def __init__(
         self,
+        db: Database,
         assets: AssetService,
         downloader: Downloader,
         *,
@@ -88,6 +109,7 @@ class ItemFiles:
         max_bytes: int,
         link_for: Callable[[Asset], Awaitable[str | None]] | None = None,
     ) -> None:
+        self._db = db
         self._assets = assets
         self._downloader = downloader
         self._client_id = client_id
@@ -95,29 +117,12 @@ class ItemFiles:
         self._item_id = item_id
         self._max_bytes = max_bytes
         self._link_for = link_for
-        # Stored files whose rows are written with the step that made them (``flush``).
-        self._pending: dict[str, Asset] = {}
-
-    async def flush(self, conn: AsyncConnection) -> None:
-        """Write the rows of files stored since the last flush, in the caller's transaction."""
-        batch = list(self._pending.values())
-        if not batch:
-            return
-        await self._assets.record(conn, batch)
-
-        def forget() -> None:
-            for asset in batch:
-                self._pending.pop(asset.id, None)
-
-        after_commit(conn, forget)
 
     async def _asset(self, file: FileInput) -> Asset:
         if file.asset_id is None:
             raise PermanentProviderError("file input has neither asset_id nor url")
-        pending = self._pending.get(file.asset_id)
-        if pending is not None:
-            return pending
-        return await self._assets.get(file.asset_id, client_id=self._client_id)
+        async with self._db.read() as conn:
+            return await self._assets.get(conn, file.asset_id, client_id=self._client_id)
 
     async def read(self, file: FileInput, *, max_bytes: int | None = None) -> bytes:
         limit = max_bytes or self._max_bytes
@@ -157,46 +162,42 @@ class ItemFiles:
             source_type=SOURCE_GENERATED,
             job_id=self._job_id,
             item_id=self._item_id,
-            record=False,
         )
-        self._pending[asset.id] = asset
-        return stored(asset)
+        return fresh(asset)
 
     async def store_from_url(self, url: str) -> StoredFile:
-        return await self._download(url, source_type=SOURCE_GENERATED)
+        return fresh(await self._download(url, source_type=SOURCE_GENERATED))
 
     async def store_input(self, url: str, *, accept: Collection[str] | None = None) -> StoredFile:
-        """Store a client-given input URL as a derived asset of this item; with ``accept``
-        (e.g. ``image/*``) other content is refused before anything is stored."""
-        return await self._download(url, source_type=SOURCE_DERIVED, accept=accept)
+        """Store a client-given input URL as a derived asset of this item, recorded at once;
+        with ``accept`` (e.g. ``image/*``) other content is refused before it is stored."""
+        asset = await self._download(url, source_type=SOURCE_DERIVED, accept=accept)
+        async with self._db.write() as conn:
+            await self._assets.add(conn, asset)
+        return stored(asset)
 
     async def _download(
         self, url: str, *, source_type: str, accept: Collection[str] | None = None
-    ) -> StoredFile:
+    ) -> Asset:
         async with self._downloader.stream(
             url, max_bytes=self._max_bytes, accept=accept, allow_data=True
         ) as body:
             length = body.content_length
             if length is not None and length <= min(_IN_MEMORY_BYTES, self._max_bytes):
-                data = await body.read()
-                asset = await self._assets.store_bytes(
+                return await self._assets.store_bytes(
                     self._client_id,
-                    data,
+                    await body.read(),
                     source_type=source_type,
                     job_id=self._job_id,
                     item_id=self._item_id,
                     meta=_source(url),
-                    record=False,
                 )
-                self._pending[asset.id] = asset
-            else:
-                asset = await self._ingest(body, source_type, url=_without_data(url))
-        return stored(asset)
+            return await self._ingest(body, source_type, url=_without_data(url))
 
     async def _ingest(
         self, chunks: AsyncIterable[bytes], source_type: str, url: str | None
     ) -> Asset:
-        asset = await self._assets.ingest(
+        return await self._assets.ingest(
             self._client_id,
             chunks,
             source_type=source_type,
@@ -204,7 +205,4 @@ class ItemFiles:
             job_id=self._job_id,
             item_id=self._item_id,
             meta=_source(url),
-            record=False,
         )
-        self._pending[asset.id] = asset
-        return asset

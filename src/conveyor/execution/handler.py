@@ -1,43 +1,61 @@
-"""Running one item: the ``jobs.run_item`` queue handler and closing items.
+"""Running one item: the ``jobs.run_item`` queue handler.
 
 Each item is one queue task. Its handler loads the item, runs the job's recipe over durable
-steps (``jobs.steps``), and closes the item together with the task in one transaction:
+steps (``execution.steps``), and closes the item together with the task in one transaction:
 a resumed item (after a crash, a retry) pays for nothing twice. See ``recipes.base``.
+
+What an error means for the item is decided here, in one place (``item_outcome``):
+
+    the recipe returned             completed
+    ItemCancelled                   cancelled
+    a ConveyorError, not retryable  failed, with its message and code
+    anything else                   raised to the queue, which runs the item again later
+                                    (with the error's ``retry_after``) until its attempts
+                                    run out; then ``on_dead`` fails the item
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.assets.links import AssetLinks
-from conveyor.assets.repository import Asset
+from conveyor.assets.models import Asset
 from conveyor.errors import ConveyorError
-from conveyor.jobs import repository as repo
-from conveyor.jobs.events import JobEvent
-from conveyor.jobs.files import ItemFiles
-from conveyor.jobs.metrics import ITEMS_FINISHED
+from conveyor.execution.engine import EngineDeps
+from conveyor.execution.files import ItemFiles
+from conveyor.execution.metrics import ITEMS_FINISHED
+from conveyor.execution.steps import ItemCancelled, ItemExecution
 from conveyor.jobs.models import (
     ITEM_CANCELLED,
     ITEM_COMPLETED,
     ITEM_FAILED,
     ITEM_OPEN,
     ITEM_PENDING,
+    ItemRow,
+    JobRow,
+    StepRunRow,
 )
-from conveyor.jobs.repository import ItemRow, JobRow, StepRunRow
-from conveyor.jobs.schemas import JobOut
-from conveyor.jobs.steps import EngineDeps, ItemCancelled, ItemExecution
-from conveyor.jobs.webhooks import WEBHOOK_HANDLER
-from conveyor.net.errors import FetchError
-from conveyor.providers.errors import (
-    RetryableProviderError,
-)
-from conveyor.queue import NewTask, RetryTaskLater, Task, TaskContext
-from conveyor.recipes.base import ItemFailed
+from conveyor.queue import Task, TaskContext
 
-RUN_ITEM = "jobs.run_item"
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    status: str
+    error: str | None = None
+    code: str | None = None
+
+
+def item_outcome(exc: BaseException) -> ItemOutcome | None:
+    """How an error a recipe raised ends the item; None: the queue should run it again."""
+    if isinstance(exc, ItemCancelled):
+        return ItemOutcome(ITEM_CANCELLED)
+    if isinstance(exc, ConveyorError) and not exc.retryable:
+        return ItemOutcome(ITEM_FAILED, exc.message, exc.code)
+    return None
 
 
 class ItemHandler:
@@ -55,7 +73,7 @@ class ItemHandler:
         if cached is not None:
             self._jobs[job_id] = (cached[0], cached[1] + 1)
             return cached[0]
-        job = await repo.get_job(conn, job_id)
+        job = await self.deps.items.get_job(conn, job_id)
         if job is not None:
             held = self._jobs.get(job_id, (job, 0))[1]
             self._jobs[job_id] = (job, held + 1)
@@ -72,9 +90,9 @@ class ItemHandler:
         deps = self.deps
         item_id = str(ctx.payload["item_id"])
         async with deps.db.read() as conn:
-            item = await repo.get_item(conn, item_id)
+            item = await deps.items.get_item(conn, item_id)
             job = await self._job(conn, item.job_id) if item is not None else None
-            prior = await repo.step_runs_of(conn, item_id) if item is not None else []
+            prior = await deps.items.step_runs(conn, item_id) if item is not None else []
         if item is None or job is None:
             async with deps.db.write() as conn:
                 await ctx.complete(conn)
@@ -94,9 +112,11 @@ class ItemHandler:
             return
         recipe = deps.recipes.get(job.recipe)
         if recipe is None:
-            await self._finish(ctx, job, item, ITEM_FAILED, error=f"unknown recipe {job.recipe!r}")
+            outcome = ItemOutcome(ITEM_FAILED, f"unknown recipe {job.recipe!r}", "UNKNOWN_RECIPE")
+            await self._finish(ctx, job, item, outcome)
             return
         files = ItemFiles(
+            deps.db,
             deps.assets,
             deps.downloader,
             client_id=job.client_id,
@@ -105,26 +125,25 @@ class ItemHandler:
             max_bytes=deps.max_input_bytes,
             link_for=_link_maker(deps.asset_links),
         )
-        run = ItemExecution(deps, job, item, prior, files, started=item.status != ITEM_PENDING)
+        run = ItemExecution(
+            deps,
+            job,
+            item,
+            prior,
+            files,
+            stages=recipe.stages if len(recipe.stages) > 1 else (),
+            started=item.status != ITEM_PENDING,
+        )
         deps.watch.track(job.id)
         try:
             output = await recipe.run(run)
-        except ItemFailed as exc:
-            await self._finish(ctx, job, item, ITEM_FAILED, run, error=exc.message, code=exc.code)
-        except ItemCancelled:
-            await self._finish(ctx, job, item, ITEM_CANCELLED, run)
-        except RetryableProviderError as exc:
-            raise RetryTaskLater(exc.message, delay=exc.retry_after) from exc
-        except FetchError as exc:
-            if exc.retryable:
-                raise RetryTaskLater(exc.message) from exc
-            await self._finish(ctx, job, item, ITEM_FAILED, run, error=exc.message, code=exc.code)
-        except ConveyorError as exc:
-            if exc.status_code >= 500:
+        except Exception as exc:
+            ended = item_outcome(exc)
+            if ended is None:
                 raise
-            await self._finish(ctx, job, item, ITEM_FAILED, run, error=exc.message, code=exc.code)
+            await self._finish(ctx, job, item, ended, run)
         else:
-            await self._finish(ctx, job, item, ITEM_COMPLETED, run, output=output)
+            await self._finish(ctx, job, item, ItemOutcome(ITEM_COMPLETED), run, output)
         finally:
             deps.watch.untrack(job.id)
 
@@ -133,12 +152,9 @@ class ItemHandler:
         ctx: TaskContext,
         job: JobRow,
         item: ItemRow,
-        status: str,
+        outcome: ItemOutcome,
         run: ItemExecution | None = None,
-        *,
         output: dict[str, Any] | None = None,
-        error: str | None = None,
-        code: str | None = None,
     ) -> None:
         if run is not None:
             output = dict(output or {})
@@ -147,98 +163,43 @@ class ItemHandler:
             if run.provenance:
                 output["provenance"] = run.provenance
         async with self.deps.db.write() as conn:
-            if run is not None:
-                await run.files.flush(conn)
             # The job row (shared by every item of the job) is updated last, so the lock on
             # it is held for as short a time as possible.
             await ctx.complete(conn)
-            await close_item(
-                self.deps,
+            closed = await self.deps.items.finish(
                 conn,
                 job,
                 item,
-                status,
+                outcome.status,
                 output=output or None,
-                error=error,
-                code=code,
+                error=outcome.error,
+                code=outcome.code,
                 model_used=run.last_model if run else None,
                 cost=run.cost if run else 0.0,
+                stages=run.stages if run else (),
             )
+        if closed is not None:
+            ITEMS_FINISHED.labels(job.recipe, outcome.status).inc()
 
     async def on_dead(self, conn: AsyncConnection, task: Task, error: str) -> None:
         """The task ran out of attempts: the item fails with the last error."""
-        item = await repo.get_item(conn, str(task.payload.get("item_id")))
-        job = await repo.get_job(conn, item.job_id) if item is not None else None
+        item = await self.deps.items.get_item(conn, str(task.payload.get("item_id")))
+        job = await self.deps.items.get_job(conn, item.job_id) if item is not None else None
         if item is None or job is None:
             return
+        recipe = self.deps.recipes.get(job.recipe)
         message = error.splitlines()[0] if error else "failed"
-        await close_item(
-            self.deps,
+        closed = await self.deps.items.finish(
             conn,
             job,
             item,
             ITEM_FAILED,
             error=f"gave up after {task.attempts + 1} attempts: {message}",
             code="ATTEMPTS_EXHAUSTED",
+            stages=recipe.stages if recipe is not None and len(recipe.stages) > 1 else (),
         )
-
-
-async def close_item(
-    deps: EngineDeps,
-    conn: AsyncConnection,
-    job: JobRow,
-    item: ItemRow,
-    status: str,
-    *,
-    output: dict[str, Any] | None = None,
-    error: str | None = None,
-    code: str | None = None,
-    model_used: str | None = None,
-    cost: float = 0.0,
-) -> None:
-    """Close the item, count it on the job, publish, and queue the webhook if it was last."""
-    recipe = deps.recipes.get(job.recipe)
-    outcome = await repo.finish_item(
-        conn,
-        item,
-        status=status,
-        now=deps.clock.now(),
-        output=output,
-        error=error,
-        error_code=code,
-        model_used=model_used,
-        cost=cost,
-        multi_stage=recipe is not None and len(recipe.stages) > 1,
-    )
-    if outcome is None:
-        return
-    ITEMS_FINISHED.labels(job.recipe, status).inc()
-    updated = outcome.job
-    await deps.events.emit(
-        conn,
-        JobEvent(
-            job.id,
-            f"item.{status}",
-            {"item_id": item.id, "key": item.key, "seq": item.seq, "error": error},
-        ),
-    )
-    await deps.events.emit(conn, JobEvent(job.id, "job.progress", progress_data(updated)))
-    if outcome.finished_status is not None:
-        await deps.events.emit(
-            conn, JobEvent(job.id, "job.finished", {"status": outcome.finished_status})
-        )
-        if updated.webhook_url:
-            await deps.queue.enqueue(
-                conn,
-                [
-                    NewTask(
-                        WEBHOOK_HANDLER,
-                        {"job_id": job.id, "event": "job.finished"},
-                        group_key=None,
-                        max_attempts=8,
-                    )
-                ],
-            )
+        if closed is not None:
+            ITEMS_FINISHED.labels(job.recipe, ITEM_FAILED).inc()
 
 
 def _link_maker(links: AssetLinks | None) -> Callable[[Asset], Awaitable[str | None]] | None:
@@ -249,8 +210,3 @@ def _link_maker(links: AssetLinks | None) -> Callable[[Asset], Awaitable[str | N
         return links.url(asset.id)
 
     return link_for
-
-
-def progress_data(job: JobRow) -> dict[str, Any]:
-    """A ``job.progress`` event: the job's status and its ``Progress`` as the API shows it."""
-    return {"status": job.status, **JobOut.from_row(job).progress.model_dump()}

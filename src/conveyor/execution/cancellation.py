@@ -12,8 +12,8 @@ import logging
 
 from conveyor.core.db import Database
 from conveyor.core.periodic import cancelling
-from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus
+from conveyor.jobs.items import ItemService
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +22,12 @@ class CancellationWatch:
     """Which in-flight jobs were cancelled: told by events, and re-checked every few seconds
     with one query for all tracked jobs (events from other processes may not reach us)."""
 
-    def __init__(self, db: Database, events: EventBus, *, interval: float = 2.0) -> None:
+    def __init__(
+        self, db: Database, events: EventBus, items: ItemService, *, interval: float = 2.0
+    ) -> None:
         self._db = db
         self._events = events
+        self._items = items
         self._interval = interval
         self._tracked: dict[str, int] = {}
         self._cancelled: set[str] = set()
@@ -55,7 +58,9 @@ class CancellationWatch:
                 if self._tracked:
                     try:
                         async with self._db.read() as conn:
-                            self._cancelled |= await repo.cancelled_among(conn, list(self._tracked))
+                            self._cancelled |= await self._items.cancelled_among(
+                                conn, list(self._tracked)
+                            )
                     except Exception:
                         if cancelling():
                             raise asyncio.CancelledError() from None

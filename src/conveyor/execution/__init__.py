@@ -1,0 +1,1 @@
+"""Running items: the item handler, durable steps, item files, cancellation, webhooks."""

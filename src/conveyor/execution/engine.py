@@ -1,0 +1,30 @@
+"""What running items needs, built once per worker process by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conveyor.assets.links import AssetLinks
+from conveyor.assets.service import AssetService
+from conveyor.core.clock import Clock
+from conveyor.core.db import Database
+from conveyor.execution.cancellation import CancellationWatch
+from conveyor.execution.files import Downloader
+from conveyor.jobs.items import ItemService
+from conveyor.providers.registry import ModelRegistry
+from conveyor.recipes.base import RecipeRegistry
+
+
+@dataclass
+class EngineDeps:
+    db: Database
+    clock: Clock
+    items: ItemService
+    recipes: RecipeRegistry
+    models: ModelRegistry
+    assets: AssetService
+    downloader: Downloader
+    watch: CancellationWatch
+    max_input_bytes: int = 25 * 1024 * 1024
+    # How remote providers reach stored inputs when storage can't presign (public_url set).
+    asset_links: AssetLinks | None = None

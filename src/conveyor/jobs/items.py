@@ -1,0 +1,112 @@
+"""Item transitions: what the engine may change on an item, its step runs and its job.
+
+Every method takes the caller's connection (the engine's task handler opens the transaction)
+and changes the job together with the item in it: an item's start makes its job
+``processing``; its stage moves the job's stage; its end counts it on the job, finishes the
+job when it was the last, and queues the job's webhook in the same transaction (an outbox).
+Events are published after the commit (``EventBus.emit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from conveyor.core.clock import Clock
+from conveyor.jobs import repository as repo
+from conveyor.jobs.events import EventBus, JobEvent
+from conveyor.jobs.models import ItemRow, JobRow, StepRunRow
+from conveyor.jobs.schemas import progress_event
+from conveyor.jobs.tasks import webhook_task
+from conveyor.queue import QueueRepository
+
+
+class ItemService:
+    def __init__(self, clock: Clock, queue: QueueRepository, events: EventBus) -> None:
+        self.clock = clock
+        self.queue = queue
+        self.events = events
+
+    async def get_item(self, conn: AsyncConnection, item_id: str) -> ItemRow | None:
+        return await repo.get_item(conn, item_id)
+
+    async def get_job(self, conn: AsyncConnection, job_id: str) -> JobRow | None:
+        return await repo.get_job(conn, job_id)
+
+    async def step_runs(self, conn: AsyncConnection, item_id: str) -> list[StepRunRow]:
+        """The item's step runs, oldest first (the history a resumed item replays)."""
+        return await repo.step_runs_of(conn, item_id)
+
+    async def cancelled_among(self, conn: AsyncConnection, job_ids: list[str]) -> set[str]:
+        """Which of these jobs were cancelled (steps running for them should stop)."""
+        return await repo.cancelled_among(conn, job_ids)
+
+    async def start(self, conn: AsyncConnection, item: ItemRow, *, job_pending: bool) -> bool:
+        """pending → running (and the job ``processing``); False if no longer open.
+
+        ``job_pending=False`` (the job was seen running already) leaves the job row alone:
+        every item of the job shares it."""
+        return await repo.start_item(conn, item, self.clock.now(), job_pending=job_pending)
+
+    async def save_step_run(self, conn: AsyncConnection, values: dict[str, Any]) -> None:
+        """Insert or update a step run by its id."""
+        await repo.save_step_run(conn, values)
+
+    async def set_stage(
+        self, conn: AsyncConnection, item: ItemRow, stage: str, stages: Sequence[str]
+    ) -> None:
+        """The item entered ``stage`` of its recipe's ``stages``; the job may move on."""
+        moved = await repo.set_item_stage(conn, item, stage, stages, self.clock.now())
+        if moved is not None:
+            await self.events.emit(conn, JobEvent(item.job_id, "job.stage", {"stage": moved}))
+
+    async def finish(
+        self,
+        conn: AsyncConnection,
+        job: JobRow,
+        item: ItemRow,
+        status: str,
+        *,
+        output: dict[str, Any] | None = None,
+        error: str | None = None,
+        code: str | None = None,
+        model_used: str | None = None,
+        cost: float = 0.0,
+        stages: Sequence[str] = (),
+    ) -> repo.ItemOutcome | None:
+        """Close the item and count it on its job; None if it was closed already."""
+        outcome = await repo.finish_item(
+            conn,
+            item,
+            status=status,
+            now=self.clock.now(),
+            output=output,
+            error=error,
+            error_code=code,
+            model_used=model_used,
+            cost=cost,
+            stages=stages,
+        )
+        if outcome is None:
+            return None
+        updated = outcome.job
+        await self.events.emit(
+            conn,
+            JobEvent(
+                job.id,
+                f"item.{status}",
+                {"item_id": item.id, "key": item.key, "seq": item.seq, "error": error},
+            ),
+        )
+        await self.events.emit(conn, JobEvent(job.id, "job.progress", progress_event(updated)))
+        if outcome.stage is not None:
+            await self.events.emit(conn, JobEvent(job.id, "job.stage", {"stage": outcome.stage}))
+        if outcome.finished_status is not None:
+            await self.events.emit(
+                conn, JobEvent(job.id, "job.finished", {"status": outcome.finished_status})
+            )
+            if updated.webhook_url:
+                await self.queue.enqueue(conn, [webhook_task(job.id, "job.finished")])
+        return outcome
