@@ -195,7 +195,7 @@ def _secret_key(settings: Settings) -> str:
     return secret
 
 
-async def _ensure_simulator(settings: Settings) -> RunningSimulator | None:
+async def _ensure_simulator(settings: Settings, clock: Clock) -> RunningSimulator | None:
     """In simulate mode, start the provider simulator here unless one already answers."""
     url = URL(settings.simulator_url)
     try:
@@ -211,7 +211,9 @@ async def _ensure_simulator(settings: Settings) -> RunningSimulator | None:
     # Imported here: only a process that starts the simulator pays for it (~50 MB).
     from conveyor.sim import start_simulator
 
-    simulator = await start_simulator(host=url.host or "127.0.0.1", port=url.port or 8100)
+    simulator = await start_simulator(
+        host=url.host or "127.0.0.1", port=url.port or 8100, clock=clock
+    )
     log.warning("SIMULATED providers: started the simulator at %s", simulator.base_url)
     return simulator
 
@@ -223,7 +225,7 @@ async def open_runtime(
     extra_adapters: Iterable[ModelAdapter] = (),
 ) -> Runtime:
     clock = clock or SystemClock()
-    simulator = await _ensure_simulator(settings) if settings.simulate else None
+    simulator = await _ensure_simulator(settings, clock) if settings.simulate else None
     db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
     wakeup = Signal()
     queue = QueueRepository(
@@ -241,7 +243,7 @@ async def open_runtime(
     )
     fetcher = SafeFetcher(http, UrlPolicy.from_settings(settings))
     cpu = EnginePool(settings.process_pool_size, limits=cpu_limits(settings))
-    models = build_model_registry(settings, http=http, cpu=cpu)
+    models = build_model_registry(settings, http=http, cpu=cpu, clock=clock)
     for adapter in extra_adapters:
         models.add(adapter)
     for adapter in models.all():
@@ -256,7 +258,7 @@ async def open_runtime(
         clock,
         models,
         recipes,
-        build_adapters=lambda specs: list(build_http_adapters(specs, http, overrides)),
+        build_adapters=lambda specs: list(build_http_adapters(specs, http, overrides, clock=clock)),
     )
     await catalog.load_stored()
     clients = ClientService(db, clock, open_allowed=settings.open_mode_allowed)

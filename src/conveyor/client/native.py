@@ -3,101 +3,41 @@
     from conveyor.client import Conveyor
     with Conveyor("http://127.0.0.1:8000", api_key="cvk_...") as cv:
         job = cv.create_job(recipe="image-finish", items=[...], idempotency_key="batch-42")
-        job = cv.wait(job["id"], on_progress=print)
+        job = cv.wait(job["id"], on_progress=lambda p: print(p["status"], p["percent"]))
         cv.download(job["id"], "results.zip", format="zip")
 
-Errors come back as ``ApiError`` with the server's ``error`` code and message. ``wait``
-follows the job's Server-Sent Events and falls back to polling if the stream breaks.
+The twins have the same methods with the same arguments and answers; each call is built
+once (``_native_calls``) and only the transport differs. Errors come back as ``ApiError``
+with the server's ``error`` code and message. ``wait`` follows the job's Server-Sent Events
+and falls back to polling if the stream breaks; either way ``on_progress`` receives the
+same flat dict (``job_id``, ``status``, ``total``, ``completed``, ``failed``,
+``cancelled``, ``pending``, ``percent``) each time the progress changes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
-FINISHED = ("completed", "failed", "cancelled")
-ProgressCallback = Callable[[dict[str, Any]], None]
+from conveyor.client import _calls
+from conveyor.client import _native_calls as calls
+from conveyor.client._native_calls import FINISHED, ApiError, DownloadFormat, ProgressCallback
+
+__all__ = ["FINISHED", "ApiError", "AsyncConveyor", "Conveyor", "ProgressCallback"]
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.body = body
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and "error" in body:
-        raise ApiError(response.status_code, str(body["error"]), str(body.get("message")), body)
-    raise ApiError(response.status_code, "HTTP_ERROR", response.text[:500], body)
+class Conveyor(_calls.SyncCaller):
+    """The native API over a blocking ``httpx.Client``; ``with`` closes its connections."""
 
-
-def _job_body(
-    *,
-    recipe: str | None,
-    model: str | None,
-    items: list[Any],
-    options: dict[str, Any] | None,
-    languages: list[str] | None,
-    priority: int,
-    webhook_url: str | None,
-    idempotency_key: str | None,
-    wait: float | None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"items": items, "priority": priority}
-    for name, value in (
-        ("recipe", recipe),
-        ("model", model),
-        ("options", options),
-        ("languages", languages),
-        ("webhook_url", webhook_url),
-        ("idempotency_key", idempotency_key),
-        ("wait", wait),
-    ):
-        if value is not None:
-            body[name] = value
-    return body
-
-
-class _SseParser:
-    """Server-Sent Events, one line at a time: ``feed`` returns a complete event or None."""
-
-    def __init__(self) -> None:
-        self._event = "message"
-
-    def feed(self, line: str) -> tuple[str, dict[str, Any]] | None:
-        if line.startswith("event: "):
-            self._event = line[7:]
-        elif line.startswith("data: "):
-            event, self._event = self._event, "message"
-            return event, json.loads(line[6:])
-        return None
-
-
-def _followed(
-    event: str, data: dict[str, Any], on_progress: ProgressCallback | None
-) -> dict[str, Any] | None:
-    """What ``wait`` does with one event: report progress; the finished job ends the wait."""
-    if event in ("job", "progress") and on_progress:
-        on_progress(data)
-    return data if event == "finished" else None
-
-
-class Conveyor:
     def __init__(
         self,
         base_url: str = "http://127.0.0.1:8000",
@@ -106,28 +46,18 @@ class Conveyor:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        super().__init__(
+            httpx.Client(
+                base_url=base_url.rstrip("/"),
+                headers=_headers(api_key),
+                timeout=timeout,
+                transport=transport,
+            )
         )
-
-    def __enter__(self) -> Conveyor:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
-        _raise_for(response)
-        return response.json()
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Any API call (catalogue, compatibility APIs); errors raise ``ApiError``."""
-        return self._json(method, path, **kwargs)
+        return self._send(calls.any_call(method, path, **kwargs))
 
     def create_job(
         self,
@@ -142,86 +72,68 @@ class Conveyor:
         idempotency_key: str | None = None,
         wait: float | None = None,
     ) -> dict[str, Any]:
-        body = _job_body(
-            recipe=recipe,
-            model=model,
-            items=items,
-            options=options,
-            languages=languages,
-            priority=priority,
-            webhook_url=webhook_url,
-            idempotency_key=idempotency_key,
-            wait=wait,
+        """Submit a job (a ``recipe`` or a ``model``); the same ``idempotency_key`` returns
+        the same job. ``wait`` holds the answer up to that many seconds for it to finish."""
+        return self._send(
+            calls.create_job(
+                items=items,
+                recipe=recipe,
+                model=model,
+                options=options,
+                languages=languages,
+                priority=priority,
+                webhook_url=webhook_url,
+                idempotency_key=idempotency_key,
+                wait=wait,
+            )
         )
-        timeout = (wait or 0) + 30
-        result: dict[str, Any] = self._json("POST", "/v1/jobs", json=body, timeout=timeout)
-        return result
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/v1/jobs/{job_id}")
-        return result
+        """The job as it is now: status, stage, progress counts, cost."""
+        return self._send(calls.get_job(job_id))
 
     def list_jobs(
         self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
-        if cursor:
-            params["cursor"] = cursor
-        result: dict[str, Any] = self._json("GET", "/v1/jobs", params=params)
-        return result
+        """One page of this client's jobs, newest first; pass ``next_cursor`` for the next."""
+        return self._send(calls.list_jobs(status, limit, cursor))
 
     def results(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/v1/jobs/{job_id}/results")
-        return result
+        """Every item's outcome: outputs (asset ids and URLs) or the error."""
+        return self._send(calls.results(job_id))
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("POST", f"/v1/jobs/{job_id}/cancel")
-        return result
+        """Cancel what has not finished yet; returns the job."""
+        return self._send(calls.cancel(job_id))
 
     def retry(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("POST", f"/v1/jobs/{job_id}/retry")
-        return result
+        """Run the job's failed items again; returns the job."""
+        return self._send(calls.retry(job_id))
 
     def upload(self, path: str | Path) -> dict[str, Any]:
+        """Store a local file as an asset; use its ``id`` as ``{"asset_id": ...}`` input."""
         file = Path(path)
         with file.open("rb") as handle:
-            result: dict[str, Any] = self._json(
-                "POST", "/v1/assets", files={"file": (file.name, handle)}
-            )
-        return result
+            return self._send(calls.upload(file.name, handle))
 
     def asset_content(self, asset_id: str) -> bytes:
-        response = self._http.get(f"/v1/assets/{asset_id}/content")
-        _raise_for(response)
-        return response.content
+        """The bytes of a stored asset."""
+        return self._send(calls.asset_content(asset_id))
 
     def download(
-        self, job_id: str, destination: str | Path, *, format: Literal["json", "zip"] = "zip"
+        self, job_id: str, destination: str | Path, *, format: DownloadFormat = "zip"
     ) -> Path:
-        """Stream the results file to ``destination``."""
+        """Stream the job's results (``zip`` of the files, or ``json``) to ``destination``."""
         target = Path(destination)
-        with self._http.stream(
-            "GET", f"/v1/jobs/{job_id}/download", params={"format": format}
-        ) as response:
-            if response.status_code >= 400:
-                response.read()
-                _raise_for(response)
-            with target.open("wb") as handle:
-                for chunk in response.iter_bytes():
-                    handle.write(chunk)
+        with self._stream(calls.download(job_id, format)) as response, target.open("wb") as out:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
         return target
 
     def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """Server-Sent Events of a job until it finishes: ``(event, data)`` pairs."""
-        with self._http.stream(
-            "GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(30, read=None)
-        ) as response:
-            if response.status_code >= 400:
-                response.read()
-                _raise_for(response)
-            parser = _SseParser()
+        with self._stream(calls.events(job_id)) as response:
+            parser = calls.SseParser()
             for line in response.iter_lines():
                 if (parsed := parser.feed(line)) is not None:
                     yield parsed
@@ -234,27 +146,33 @@ class Conveyor:
         poll_interval: float = 2.0,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        """Block until the job finishes (or ``timeout`` passes: ``TimeoutError``)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if timeout is None:
-            try:
-                for event, data in self.events(job_id):
-                    if (finished := _followed(event, data, on_progress)) is not None:
+        """Block until the job finishes and return it (``TimeoutError`` after ``timeout``).
+
+        Follows the job's event stream, and polls every ``poll_interval`` seconds if the
+        stream breaks. ``on_progress`` gets ``{"job_id", "status", "total", "completed",
+        "failed", "cancelled", "pending", "percent"}`` at each change. A blocking read
+        cannot be cut short, so the deadline is checked at each line of the stream (the
+        server sends one at least every 15 s) and no read waits past the time left.
+        """
+        rule = calls.WaitRule(
+            job_id, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
+        )
+        try:
+            with self._stream(rule.events_call()) as response:
+                for line in response.iter_lines():
+                    if (finished := rule.line(line)) is not None:
                         return finished
-            except (httpx.HTTPError, ValueError):
-                pass  # the stream broke: fall back to polling
+        except (httpx.HTTPError, ValueError):
+            pass  # the stream broke: fall back to polling
         while True:
-            job = self.get_job(job_id)
-            if on_progress:
-                on_progress(job)
-            if job["status"] in FINISHED:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
-            time.sleep(poll_interval)
+            if (finished := rule.polled(self.get_job(job_id))) is not None:
+                return finished
+            time.sleep(rule.pause())
 
 
-class AsyncConveyor:
+class AsyncConveyor(_calls.AsyncCaller):
+    """The native API over an ``httpx.AsyncClient``; ``async with`` closes its connections."""
+
     def __init__(
         self,
         base_url: str = "http://127.0.0.1:8000",
@@ -263,24 +181,18 @@ class AsyncConveyor:
         timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        super().__init__(
+            httpx.AsyncClient(
+                base_url=base_url.rstrip("/"),
+                headers=_headers(api_key),
+                timeout=timeout,
+                transport=transport,
+            )
         )
 
-    async def __aenter__(self) -> AsyncConveyor:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._http.request(method, path, **kwargs)
-        _raise_for(response)
-        return response.json()
+    async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any API call (catalogue, compatibility APIs); errors raise ``ApiError``."""
+        return await self._send(calls.any_call(method, path, **kwargs))
 
     async def create_job(
         self,
@@ -295,46 +207,72 @@ class AsyncConveyor:
         idempotency_key: str | None = None,
         wait: float | None = None,
     ) -> dict[str, Any]:
-        body = _job_body(
-            recipe=recipe,
-            model=model,
-            items=items,
-            options=options,
-            languages=languages,
-            priority=priority,
-            webhook_url=webhook_url,
-            idempotency_key=idempotency_key,
-            wait=wait,
+        """Submit a job (a ``recipe`` or a ``model``); the same ``idempotency_key`` returns
+        the same job. ``wait`` holds the answer up to that many seconds for it to finish."""
+        return await self._send(
+            calls.create_job(
+                items=items,
+                recipe=recipe,
+                model=model,
+                options=options,
+                languages=languages,
+                priority=priority,
+                webhook_url=webhook_url,
+                idempotency_key=idempotency_key,
+                wait=wait,
+            )
         )
-        result: dict[str, Any] = await self._json(
-            "POST", "/v1/jobs", json=body, timeout=(wait or 0) + 30
-        )
-        return result
 
     async def get_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("GET", f"/v1/jobs/{job_id}")
-        return result
+        """The job as it is now: status, stage, progress counts, cost."""
+        return await self._send(calls.get_job(job_id))
+
+    async def list_jobs(
+        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """One page of this client's jobs, newest first; pass ``next_cursor`` for the next."""
+        return await self._send(calls.list_jobs(status, limit, cursor))
 
     async def results(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("GET", f"/v1/jobs/{job_id}/results")
-        return result
+        """Every item's outcome: outputs (asset ids and URLs) or the error."""
+        return await self._send(calls.results(job_id))
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("POST", f"/v1/jobs/{job_id}/cancel")
-        return result
+        """Cancel what has not finished yet; returns the job."""
+        return await self._send(calls.cancel(job_id))
 
     async def retry(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("POST", f"/v1/jobs/{job_id}/retry")
-        return result
+        """Run the job's failed items again; returns the job."""
+        return await self._send(calls.retry(job_id))
+
+    async def upload(self, path: str | Path) -> dict[str, Any]:
+        """Store a local file as an asset; use its ``id`` as ``{"asset_id": ...}`` input."""
+        file = Path(path)
+        content = await asyncio.to_thread(file.read_bytes)
+        return await self._send(calls.upload(file.name, content))
+
+    async def asset_content(self, asset_id: str) -> bytes:
+        """The bytes of a stored asset."""
+        return await self._send(calls.asset_content(asset_id))
+
+    async def download(
+        self, job_id: str, destination: str | Path, *, format: DownloadFormat = "zip"
+    ) -> Path:
+        """Stream the job's results (``zip`` of the files, or ``json``) to ``destination``."""
+        target = Path(destination)
+        async with self._stream(calls.download(job_id, format)) as response:
+            out = await asyncio.to_thread(target.open, "wb")
+            try:
+                async for chunk in response.aiter_bytes():
+                    await asyncio.to_thread(out.write, chunk)
+            finally:
+                await asyncio.to_thread(out.close)
+        return target
 
     async def events(self, job_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        async with self._http.stream(
-            "GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(30, read=None)
-        ) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                _raise_for(response)
-            parser = _SseParser()
+        """Server-Sent Events of a job until it finishes: ``(event, data)`` pairs."""
+        async with self._stream(calls.events(job_id)) as response:
+            parser = calls.SseParser()
             async for line in response.aiter_lines():
                 if (parsed := parser.feed(line)) is not None:
                     yield parsed
@@ -347,26 +285,28 @@ class AsyncConveyor:
         poll_interval: float = 2.0,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        async def poll() -> dict[str, Any]:
-            while True:
-                job = await self.get_job(job_id)
-                if on_progress:
-                    on_progress(job)
-                if job["status"] in FINISHED:
-                    return job
-                await asyncio.sleep(poll_interval)
+        """Wait until the job finishes and return it (``TimeoutError`` after ``timeout``).
 
-        async def follow() -> dict[str, Any]:
-            try:
-                async for event, data in self.events(job_id):
-                    if (finished := _followed(event, data, on_progress)) is not None:
-                        return finished
-            except (httpx.HTTPError, ValueError):
-                pass
-            return await poll()
-
+        Follows the job's event stream, and polls every ``poll_interval`` seconds if the
+        stream breaks. ``on_progress`` gets ``{"job_id", "status", "total", "completed",
+        "failed", "cancelled", "pending", "percent"}`` at each change. The deadline cuts
+        the wait short wherever it is.
+        """
+        rule = calls.WaitRule(
+            job_id, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
+        )
         try:
             async with asyncio.timeout(timeout):
-                return await follow()
+                try:
+                    async with self._stream(rule.events_call()) as response:
+                        async for line in response.aiter_lines():
+                            if (finished := rule.line(line)) is not None:
+                                return finished
+                except (httpx.HTTPError, ValueError):
+                    pass  # the stream broke: fall back to polling
+                while True:
+                    if (finished := rule.polled(await self.get_job(job_id))) is not None:
+                        return finished
+                    await asyncio.sleep(rule.pause())
         except TimeoutError:
-            raise TimeoutError(f"job {job_id} not finished after {timeout} s") from None
+            raise rule.timed_out() from None

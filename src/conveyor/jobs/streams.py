@@ -83,12 +83,11 @@ class JobStreams:
 
     async def wait(self, job_id: str, timeout: float) -> JobRow:
         """The job once finished, or as it is when ``timeout`` passes, whichever is first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = self.clock.monotonic() + timeout
         with self.events.subscribe(job_id) as queue:
             while True:
                 job = await self._job(job_id)
-                remaining = deadline - loop.time()
+                remaining = deadline - self.clock.monotonic()
                 if job.finished or remaining <= 0:
                     return job
                 # Events wake us early; the re-read covers workers in other processes.

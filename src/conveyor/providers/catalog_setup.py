@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from conveyor.config import Settings
+from conveyor.core.clock import Clock
 from conveyor.providers.base import CpuRunner, ModelAdapter
 from conveyor.providers.http import HttpOverrides, build_http_adapters, read_specs
 from conveyor.providers.local import local_adapters
@@ -43,10 +44,13 @@ def build_model_registry(
     http: aiohttp.ClientSession,
     cpu: CpuRunner,
     extra_specs: Sequence[ProviderSpec] = (),
+    clock: Clock | None = None,
 ) -> ModelRegistry:
     """Shipped specs, then operator-added specs (which replace shipped ones by name)."""
     adapters: list[ModelAdapter] = list(local_adapters(cpu, options=engine_options(settings)))
     specs = {spec.name: spec for spec in read_specs()}
     specs.update({spec.name: spec for spec in extra_specs})
-    adapters.extend(build_http_adapters(list(specs.values()), http, http_overrides(settings)))
+    adapters.extend(
+        build_http_adapters(list(specs.values()), http, http_overrides(settings), clock=clock)
+    )
     return ModelRegistry(adapters)

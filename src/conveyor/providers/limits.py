@@ -11,25 +11,25 @@ Every HTTP request to a provider goes through ``ProviderLimits.slot()``:
 
 The slot's outcome feeds the circuit (5xx, timeouts and connection errors count as
 failures; 4xx do not: the provider is up and said no), Prometheus, and a rolling window
-that ``health()`` summarises for ``GET /v1/providers``. Time comes from a ``ProviderClock``
-so tests move it by hand instead of sleeping.
+that ``health()`` summarises for ``GET /v1/providers``. Time comes from the engine's
+``Clock`` (``monotonic()`` and ``sleep``), so tests move it by hand instead of sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from conveyor.core.clock import Clock, SystemClock
 from conveyor.providers.errors import RetryableProviderError
 
 if TYPE_CHECKING:
@@ -44,11 +44,9 @@ __all__ = [
     "CircuitOpen",
     "CircuitState",
     "Outcome",
-    "ProviderClock",
     "ProviderHealth",
     "ProviderLimits",
     "RequestSlot",
-    "SystemProviderClock",
     "TokenBucket",
     "parse_retry_after",
 ]
@@ -84,27 +82,6 @@ CircuitState = Literal["closed", "open", "half_open"]
 _FAILURES: frozenset[str] = frozenset({"server_error", "timeout", "connection_error"})
 
 
-class ProviderClock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def now(self) -> datetime: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemProviderClock:
-    """Real time: ``time.monotonic`` and ``asyncio.sleep`` (no thread is ever held)."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date."""
     if value is None or not value.strip():
@@ -133,7 +110,7 @@ class CircuitOpen(RetryableProviderError):
 class TokenBucket:
     """``rate`` tokens a second, up to ``burst``; waiters are served in arrival order."""
 
-    def __init__(self, rate: float | None, burst: int | None, clock: ProviderClock) -> None:
+    def __init__(self, rate: float | None, burst: int | None, clock: Clock) -> None:
         self.rate = rate
         self.capacity = float(burst or max(1, math.ceil(rate or 1)))
         self._clock = clock
@@ -174,9 +151,7 @@ class TokenBucket:
 class CircuitBreaker:
     """Closed → open after ``threshold`` consecutive failures → half-open after ``cooldown``."""
 
-    def __init__(
-        self, provider: str, threshold: int, cooldown: float, clock: ProviderClock
-    ) -> None:
+    def __init__(self, provider: str, threshold: int, cooldown: float, clock: Clock) -> None:
         self.provider = provider
         self.threshold = threshold
         self.cooldown = cooldown
@@ -271,10 +246,10 @@ class ProviderLimits:
         failure_threshold: int = 5,
         cooldown: float = 30.0,
         window: float = 300.0,
-        clock: ProviderClock | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.provider = provider
-        self.clock: ProviderClock = clock or SystemProviderClock()
+        self.clock: Clock = clock or SystemClock()
         self.max_in_flight = max_in_flight
         self.window = window
         self.circuit = CircuitBreaker(provider, failure_threshold, cooldown, self.clock)
@@ -285,7 +260,7 @@ class ProviderLimits:
         self._recent: deque[tuple[float, Outcome]] = deque(maxlen=20_000)
 
     @classmethod
-    def from_spec(cls, spec: ProviderSpec, *, clock: ProviderClock | None = None) -> Self:
+    def from_spec(cls, spec: ProviderSpec, *, clock: Clock | None = None) -> Self:
         """Limits as the spec states them."""
         limits = spec.limits
         return cls(

@@ -14,15 +14,16 @@ openai        ``{sim}/openai``            ``https://api.openai.com`` (base ``/op
 ============  ==========================  ==========================================
 
 Generated files are served at ``{sim}/files/{file_id}``; the control API is under
-``{sim}/_sim`` (``config``, ``reset``, ``counters``). Tasks finish by the injected clock,
-never by background work, so tests drive time with a ``ManualClock``. See ``SimConfig`` for
-the knobs (latency, failures, 404-while-fresh, 429 bursts, 500s, hangs, result shapes).
+``{sim}/_sim`` (``config``, ``reset``, ``counters``). Tasks finish by the injected clock
+(``conveyor.core.clock.Clock``), never by background work, so tests drive time with a
+``ManualClock`` (its ``sleep_advances=True`` lets simulated waits move the clock themselves).
+See ``SimConfig`` for the knobs (latency, failures, 404-while-fresh, 429 bursts, 500s,
+hangs, result shapes).
 """
 
 from __future__ import annotations
 
 from conveyor.sim.app import ORIGIN_PATHS, PROVIDER_ORIGINS, create_sim_app
-from conveyor.sim.clock import ManualClock
 from conveyor.sim.config import Behaviour, SimConfig
 from conveyor.sim.server import (
     RunningSimulator,
@@ -37,7 +38,6 @@ __all__ = [
     "PROVIDER_ORIGINS",
     "SIM_STATE",
     "Behaviour",
-    "ManualClock",
     "RunningSimulator",
     "SimConfig",
     "SimState",

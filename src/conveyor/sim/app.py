@@ -13,8 +13,6 @@ answered 404/405 in that protocol's error format and counted. The control API li
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from types import ModuleType
 
@@ -22,11 +20,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
+from conveyor.core.clock import Clock, SystemClock
 from conveyor.sim import fal, genapi, kie, openai_compat, replicate
 from conveyor.sim.config import SimConfig
 from conveyor.sim.files import FILES_PATH, download, origin
 from conveyor.sim.gate import SimHTTPError, read_json_object
-from conveyor.sim.state import SIM_STATE, Clock, SimState, Sleep
+from conveyor.sim.state import SIM_STATE, SimState
 
 _PROTOCOL_MODULES: tuple[ModuleType, ...] = (genapi, kie, replicate, fal, openai_compat)
 ORIGIN_PATHS: dict[str, str] = {module.PROTOCOL: module.ORIGIN_PATH for module in _PROTOCOL_MODULES}
@@ -113,16 +112,16 @@ async def _counters(request: web.Request) -> web.Response:
 
 
 async def _index(request: web.Request) -> web.Response:
-    state = request.app[SIM_STATE]
+    here = origin(request, request.app[SIM_STATE])
     return web.json_response(
         {
             "simulator": "conveyor-sim",
-            "base_urls": describe_base_urls(origin(request, state)),
+            "base_urls": describe_base_urls(here),
             "stands_for": PROVIDER_ORIGINS,
             "control": {
-                "config": f"{origin}{_CONTROL}/config",
-                "reset": f"{origin}{_CONTROL}/reset",
-                "counters": f"{origin}{_CONTROL}/counters",
+                "config": f"{here}{_CONTROL}/config",
+                "reset": f"{here}{_CONTROL}/reset",
+                "counters": f"{here}{_CONTROL}/counters",
             },
         }
     )
@@ -139,13 +138,12 @@ async def _release_hangs(app: web.Application) -> None:
 def create_sim_app(
     config: SimConfig | None = None,
     *,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """The simulator app; pass a ``ManualClock`` as ``clock`` and its ``sleep`` in tests."""
+    """The simulator app on ``clock``: the system clock unless given, a ``ManualClock`` in tests."""
     # Chat requests carry base64 images; allow bodies as large as providers do.
     app = web.Application(middlewares=[_errors_and_wrong_endpoints], client_max_size=64 * 2**20)
-    app[SIM_STATE] = SimState(config or SimConfig(), clock=clock, sleep=sleep)
+    app[SIM_STATE] = SimState(config or SimConfig(), clock=clock or SystemClock())
     app.router.add_get(f"{_CONTROL}", _index)
     app.router.add_get(f"{_CONTROL}/config", _get_config)
     app.router.add_post(f"{_CONTROL}/config", _patch_config)

@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from conveyor.core.clock import Clock
 from conveyor.sim.app import PROVIDER_ORIGINS, create_sim_app, describe_base_urls
 from conveyor.sim.config import SimConfig
-from conveyor.sim.state import SIM_STATE, Clock, SimState, Sleep
+from conveyor.sim.state import SIM_STATE, SimState
 
 T = TypeVar("T")
 
@@ -81,11 +81,10 @@ async def start_simulator(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    clock: Clock | None = None,
 ) -> RunningSimulator:
     """Serve the simulator in the running loop; port 0 picks a free port."""
-    app = create_sim_app(config, clock=clock, sleep=sleep)
+    app = create_sim_app(config, clock=clock)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

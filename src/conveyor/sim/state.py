@@ -1,8 +1,9 @@
 """Everything one simulator run remembers: tasks, files, counters, the RNG.
 
 A task never runs anything. Its fate is drawn at submission (latency and whether it fails)
-and its status is *computed* from the injected clock each time someone looks, so a test
-that advances a ``ManualClock`` sees tasks finish with no background work and no sleeping.
+and its status is *computed* from the injected clock (``conveyor.core.clock.Clock``, its
+``monotonic()``) each time someone looks, so a test that advances a ``ManualClock`` sees
+tasks finish with no background work and no sleeping.
 Counters record what clients did (submissions, polls, downloads, cancels, wrong endpoints)
 and what the simulator did to them (429s, 5xx, hangs, 404s), so a test can assert that
 Conveyor polled sanely, never resubmitted, and fetched results promptly.
@@ -15,20 +16,16 @@ import contextlib
 import enum
 import random
 import string
-import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from conveyor.core.clock import Clock
 from conveyor.sim.config import Behaviour, SimConfig
 from conveyor.sim.media import MediaSpec
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 # A task spends the first 30% of its latency queued, the rest running.
 _QUEUED_SHARE = 0.3
@@ -120,11 +117,10 @@ class Counters:
 class SimState:
     """The mutable heart of one simulator app (single event loop, so no locks)."""
 
-    def __init__(self, config: SimConfig, *, clock: Clock, sleep: Sleep) -> None:
+    def __init__(self, config: SimConfig, *, clock: Clock) -> None:
         self.initial_config = config
         self.config = config
         self.clock = clock
-        self.sleep = sleep
         self._start_run()
 
     def _start_run(self) -> None:
@@ -143,7 +139,12 @@ class SimState:
         self._start_run()
 
     def now(self) -> float:
-        return self.clock()
+        """The clock's monotonic reading: task times are measured on it."""
+        return self.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait simulated time (a synchronous call's latency, ``Prefer: wait``)."""
+        await self.clock.sleep(seconds)
 
     def behaviour(self, protocol: str, model: str | None = None) -> Behaviour:
         return self.config.behaviour_for(protocol, model)
@@ -185,7 +186,7 @@ class SimState:
             model=model,
             inputs=inputs,
             submitted_at=self.now(),
-            submitted_wall=time.time(),
+            submitted_wall=self.clock.timestamp(),
             latency=latency * behaviour.latency_scale,
             fails=self.chance(behaviour.failure_rate),
             failure_message=behaviour.failure_message,

@@ -168,12 +168,7 @@ async def open_stack(
         # clock; a test that moves the clock by minutes at once must not make the worker
         # look dead (its tasks would be claimed again and run twice).
         overrides.setdefault("heartbeat_timeout", 1e9)
-    if clock is not None:
-        simulator = await start_simulator(
-            config, SIM_HOST, clock=clock.timestamp, sleep=clock.sleep
-        )
-    else:
-        simulator = await start_simulator(config, SIM_HOST)
+    simulator = await start_simulator(config, SIM_HOST, clock=clock)
     images = await ImageServer().start()
     settings = fast_settings(
         database_url,

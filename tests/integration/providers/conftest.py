@@ -6,29 +6,26 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from sim_support import LinkedClock, MemoryAssetIO
+from sim_support import MemoryAssetIO
 
+from conveyor.core.clock import ManualClock
 from conveyor.providers.http import read_specs
 from conveyor.providers.spec import ProviderSpec
-from conveyor.sim import ManualClock, RunningSimulator, SimConfig, start_simulator
+from conveyor.sim import RunningSimulator, SimConfig, start_simulator
 
 
 @pytest.fixture
-def sim_clock() -> ManualClock:
-    return ManualClock()
+def clock() -> ManualClock:
+    """The adapters' and the simulator's time: an adapter's sleep moves both."""
+    return ManualClock(sleep_advances=True)
 
 
 @pytest.fixture
-async def simulator(sim_clock: ManualClock) -> AsyncIterator[RunningSimulator]:
+async def simulator(clock: ManualClock) -> AsyncIterator[RunningSimulator]:
     config = SimConfig(latency_min=4, latency_max=8)
-    running = await start_simulator(config, clock=sim_clock, sleep=sim_clock.sleep)
+    running = await start_simulator(config, clock=clock)
     async with running:
         yield running
-
-
-@pytest.fixture
-def clock(sim_clock: ManualClock) -> LinkedClock:
-    return LinkedClock(sim_clock)
 
 
 @pytest.fixture

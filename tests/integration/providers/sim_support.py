@@ -1,6 +1,6 @@
 """Helpers for running the shipped provider specs against the simulator over real HTTP.
 
-``LinkedClock`` is the adapters' clock *and* moves the simulator's ``ManualClock``: when an
+The adapters and the simulator share one ``ManualClock`` whose sleeps move it: when an
 adapter sleeps 3 s between polls, simulated tasks progress 3 s, and nothing waits for real
 time. ``MemoryAssetIO`` keeps stored files in a dict and sniffs their type by magic bytes,
 downloading http(s) results from the simulator's ``/files``.
@@ -8,16 +8,13 @@ downloading http(s) results from the simulator's ``/files``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import urllib.parse
-from datetime import UTC, datetime
 
 import aiohttp
 
 from conveyor.providers.base import FileInput, ProviderState, StoredFile
-from conveyor.sim import ManualClock
 
 
 def sniff(data: bytes) -> str:
@@ -32,25 +29,6 @@ def sniff(data: bytes) -> str:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return "application/octet-stream"
-
-
-class LinkedClock:
-    """Provider clock driving the simulator's virtual time."""
-
-    def __init__(self, sim_clock: ManualClock) -> None:
-        self.sim_clock = sim_clock
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.sim_clock()
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(1_700_000_000 + self.sim_clock(), UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.sim_clock.advance(max(0.0, seconds))
-        await asyncio.sleep(0)
 
 
 class MemoryAssetIO:

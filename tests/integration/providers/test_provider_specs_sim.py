@@ -6,8 +6,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sim_support import Checkpoints, LinkedClock, MemoryAssetIO
+from sim_support import Checkpoints, MemoryAssetIO
 
+from conveyor.core.clock import ManualClock
 from conveyor.providers.base import FileInput, ModelCall, ModelOutput
 from conveyor.providers.errors import (
     PermanentProviderError,
@@ -26,7 +27,7 @@ def adapter_for(
     model_id: str,
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     *,
     key: str = "sim-key",
     spec: ProviderSpec | None = None,
@@ -75,7 +76,7 @@ async def test_each_file_model_round_trips(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
     model_id: str,
     inputs: dict[str, Any],
@@ -94,7 +95,7 @@ async def test_openai_vision_json_and_translation(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     vision = adapter_for(shipped_specs, "openai/vision", simulator, session, clock)
@@ -123,7 +124,7 @@ async def test_genapi_404_while_fresh_then_success_without_resubmitting(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     simulator.update_config({"not_found_polls": 3})
@@ -147,7 +148,7 @@ async def test_genapi_401_402_403_fail_at_once_with_the_seed_meaning(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
     key: str,
     status: int,
@@ -167,7 +168,7 @@ async def test_genapi_429_bursts_honour_retry_after(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     simulator.update_config(
@@ -186,7 +187,7 @@ async def test_genapi_5xx_backs_off_and_still_finishes(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     simulator.update_config({"http_500_rate": 0.3, "seed": 7})
@@ -204,7 +205,7 @@ async def test_genapi_result_shapes_all_become_png_assets(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
     field: str,
     encoding: str,
@@ -221,7 +222,7 @@ async def test_genapi_failed_and_error_statuses_carry_the_error(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     simulator.update_config({"failure_rate": 1, "failure_message": "NSFW content detected"})
@@ -236,7 +237,7 @@ async def test_genapi_sends_the_seed_body(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     adapter = adapter_for(shipped_specs, "genapi/z-image", simulator, session, clock)
@@ -261,7 +262,7 @@ async def test_a_resumed_step_polls_and_never_resubmits(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     cases: list[tuple[str, dict[str, Any]]] = [
@@ -286,7 +287,7 @@ async def test_kie_seed_003_request_and_body_status_codes(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     adapter = adapter_for(shipped_specs, "kie/seedance-1.5-pro", simulator, session, clock)
@@ -315,7 +316,7 @@ async def test_kie_failed_task_reports_fail_msg(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     simulator.update_config({"failure_rate": 1, "failure_message": "content policy"})
@@ -328,7 +329,7 @@ async def test_replicate_prefer_wait_answers_without_polling(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     simulator.update_config({"replicate_output": "string"})
@@ -347,7 +348,7 @@ async def test_replicate_and_fal_cancel_at_the_provider(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     simulator.update_config({"latency_min": 100, "latency_max": 120})
@@ -379,7 +380,7 @@ async def test_fal_lora_settings_and_completed_with_error(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     v2 = adapter_for(shipped_specs, "fal/flux-kontext-lora-v2", simulator, session, clock)
@@ -400,7 +401,7 @@ async def test_openai_insufficient_quota_is_permanent_not_a_rate_limit(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     adapter = adapter_for(
@@ -417,7 +418,7 @@ async def test_a_hanging_provider_times_out_as_retryable(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     spec = shipped_specs["genapi"]
@@ -435,7 +436,7 @@ async def test_an_idempotency_key_reaches_the_provider_when_the_spec_sends_one(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
-    clock: LinkedClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
 ) -> None:
     spec = shipped_specs["fal"]

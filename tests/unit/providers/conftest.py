@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from provider_fakes import FakeClock, FakeProvider, MemoryAssetIO
+from provider_fakes import FakeProvider, MemoryAssetIO
+
+from conveyor.core.clock import ManualClock
 
 
 @pytest.fixture
@@ -32,8 +34,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    """Virtual time: every sleep moves it and returns at once (``clock.sleeps`` records them)."""
+    return ManualClock(sleep_advances=True)
 
 
 @pytest.fixture

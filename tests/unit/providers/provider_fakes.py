@@ -1,5 +1,6 @@
 """Fakes for the declarative-provider tests: a scriptable provider server on 127.0.0.1,
-an in-memory ``AssetIO`` that sniffs what it stores, and a clock that only moves when slept.
+and an in-memory ``AssetIO`` that sniffs what it stores. Time is the core ``ManualClock``
+with ``sleep_advances=True``: a sleep moves it and returns at once.
 
 ``FakeProvider`` answers each ``(method, path)`` from a queue of ``Reply`` values (the last
 one repeats) and records every request, so a test says "the first two polls 404, then
@@ -15,12 +16,12 @@ import hashlib
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from conveyor.core.clock import Clock
 from conveyor.providers.base import FileInput, ModelCall, ProviderState, StoredFile
 from conveyor.providers.http import HttpModelAdapter
 from conveyor.providers.limits import ProviderLimits
@@ -44,25 +45,6 @@ def sniff(data: bytes) -> str:
     if data[:3] == b"ID3" or data[:2] == b"\xff\xfb":
         return "audio/mpeg"
     return "application/octet-stream"
-
-
-class FakeClock:
-    """Virtual time for ``ProviderLimits``: ``sleep`` moves it and returns at once."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.t = start
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(1_700_000_000 + self.t, UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 class MemoryAssetIO:
@@ -262,7 +244,7 @@ def make_adapter(
     spec: ProviderSpec,
     provider: FakeProvider,
     session: aiohttp.ClientSession,
-    clock: FakeClock,
+    clock: Clock,
     *,
     api_key: str | None = "k-123",
     model: str | None = None,

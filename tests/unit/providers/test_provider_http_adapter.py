@@ -13,7 +13,6 @@ from provider_fakes import (
     JPEG,
     PNG,
     Checkpoints,
-    FakeClock,
     FakeProvider,
     MemoryAssetIO,
     Recorded,
@@ -23,6 +22,7 @@ from provider_fakes import (
     make_spec,
 )
 
+from conveyor.core.clock import ManualClock
 from conveyor.errors import ValidationFailed
 from conveyor.providers.base import FileInput, ProviderState
 from conveyor.providers.errors import (
@@ -48,7 +48,7 @@ def serve_png(provider: FakeProvider) -> str:
 
 
 async def test_submit_checkpoints_before_polling_then_stores_the_result(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     provider.on("POST", "/tasks", Reply(json={"id": "t1", "status": "queued"}))
@@ -73,7 +73,7 @@ async def test_submit_checkpoints_before_polling_then_stores_the_result(
 
 
 async def test_a_resumed_call_polls_and_never_submits(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     provider.on("GET", "/tasks/t9", done(url))
@@ -90,7 +90,7 @@ async def test_a_resumed_call_polls_and_never_submits(
 
 
 async def test_resume_refuses_another_models_state(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     adapter = make_adapter(make_spec(), provider, session, clock)
     state = ProviderState("t9", {"model_id": "other/model"})
@@ -99,7 +99,7 @@ async def test_resume_refuses_another_models_state(
 
 
 async def test_404_while_fresh_is_tolerated_then_fatal(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     missing = Reply(status=404, json={"error": "request not found"})
@@ -118,7 +118,7 @@ async def test_404_while_fresh_is_tolerated_then_fatal(
 
 
 async def test_a_404_after_the_task_was_seen_is_not_tolerated(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", RUNNING, Reply(status=404, json={}))
@@ -134,7 +134,7 @@ async def test_a_404_after_the_task_was_seen_is_not_tolerated(
 async def test_client_errors_fail_at_once_with_the_providers_message(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
-    clock: FakeClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
     status: int,
     meaning: str | None,
@@ -152,7 +152,7 @@ async def test_client_errors_fail_at_once_with_the_providers_message(
 
 
 async def test_429_honours_retry_after_then_succeeds(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     limited = Reply(status=429, json={"error": "slow down"}, headers={"Retry-After": "3"})
@@ -167,7 +167,7 @@ async def test_429_honours_retry_after_then_succeeds(
 
 
 async def test_5xx_backs_off_and_gives_up_after_the_bounded_retries(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     provider.on("POST", "/tasks", Reply(status=502, body=b"<html>Bad gateway</html>"))
     adapter = make_adapter(make_spec(), provider, session, clock)
@@ -181,7 +181,7 @@ async def test_5xx_backs_off_and_gives_up_after_the_bounded_retries(
 
 
 async def test_poll_errors_are_tolerated_up_to_max_errors(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     broken = Reply(status=500, json={"error": "db down"})
@@ -197,7 +197,7 @@ async def test_poll_errors_are_tolerated_up_to_max_errors(
 
 
 async def test_a_failed_task_carries_the_providers_error(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", Reply(json={"status": "failed", "error": "NSFW prompt"}))
@@ -211,7 +211,7 @@ async def test_a_failed_task_carries_the_providers_error(
 async def test_unknown_statuses_keep_polling_with_one_warning(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
-    clock: FakeClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -227,7 +227,7 @@ async def test_unknown_statuses_keep_polling_with_one_warning(
 
 
 async def test_cancellation_is_seen_at_the_next_poll_and_cancels_at_the_provider(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", RUNNING)
@@ -246,7 +246,7 @@ async def test_cancellation_is_seen_at_the_next_poll_and_cancels_at_the_provider
 
 
 async def test_a_call_cancelled_before_submit_sends_nothing(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     adapter = make_adapter(make_spec(), provider, session, clock)
     with pytest.raises(ProviderCancelled):
@@ -257,7 +257,7 @@ async def test_a_call_cancelled_before_submit_sends_nothing(
 
 
 async def test_max_wait_gives_up_and_cancels(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", RUNNING)
@@ -274,7 +274,7 @@ async def test_max_wait_gives_up_and_cancels(
 
 
 async def test_missing_variables_fail_before_any_request(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     adapter = make_adapter(make_spec(), provider, session, clock)
     with pytest.raises(
@@ -285,7 +285,7 @@ async def test_missing_variables_fail_before_any_request(
 
 
 async def test_inputs_are_checked_against_the_spec(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     spec = make_spec(
         model={"inputs": {"width": {"type": "integer"}, "style": {"type": "string", "enum": ["a"]}}}
@@ -302,7 +302,7 @@ async def test_inputs_are_checked_against_the_spec(
 
 
 async def test_file_inputs_become_urls_and_lists_splice(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     spec = make_spec(model={"submit": {"body": {"prompt": "{{prompt}}", "urls": ["{{image}}"]}}})
@@ -317,7 +317,7 @@ async def test_file_inputs_become_urls_and_lists_splice(
 
 
 async def test_a_final_status_in_the_submit_answer_skips_polling(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     provider.on("POST", "/tasks", Reply(json={"id": "t1", "status": "done", "result": [url]}))
@@ -333,7 +333,7 @@ async def test_a_final_status_in_the_submit_answer_skips_polling(
 async def test_results_as_url_data_url_or_bare_base64_become_assets(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
-    clock: FakeClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
     shape: str,
 ) -> None:
@@ -360,7 +360,7 @@ async def test_results_as_url_data_url_or_bare_base64_become_assets(
 
 
 async def test_a_result_that_is_neither_url_nor_base64_is_a_clear_error(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on(
@@ -372,7 +372,7 @@ async def test_a_result_that_is_neither_url_nor_base64_is_a_clear_error(
 
 
 async def test_success_without_a_result_names_the_paths(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", Reply(json={"status": "done", "result": []}))
@@ -384,7 +384,7 @@ async def test_success_without_a_result_names_the_paths(
 
 
 async def test_files_text_and_json_results_and_cost(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
@@ -430,7 +430,7 @@ async def test_files_text_and_json_results_and_cost(
 
 
 async def test_sync_models_answer_in_the_submit_call(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     spec = make_spec(
         model={
@@ -451,7 +451,7 @@ async def test_sync_models_answer_in_the_submit_call(
 
 
 async def test_binary_answers_are_stored_as_they_are(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 28
     spec = make_spec(
@@ -488,7 +488,7 @@ def fal_like_spec() -> Any:
 
 
 async def test_urls_from_the_submit_answer_drive_polling_and_result_fetch(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
     base = provider.base_url
@@ -521,7 +521,7 @@ async def test_urls_from_the_submit_answer_drive_polling_and_result_fetch(
 
 
 async def test_the_key_is_never_sent_to_a_url_on_another_host(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     provider.on(
         "POST",
@@ -535,7 +535,7 @@ async def test_the_key_is_never_sent_to_a_url_on_another_host(
 
 
 async def test_body_status_envelopes_are_read_like_http_statuses(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     spec = make_spec(
         {"errors": {"envelope": {"code_path": "code", "message_path": "msg"}, "retryable": [455]}},
@@ -570,7 +570,7 @@ async def test_body_status_envelopes_are_read_like_http_statuses(
 async def test_auth_styles(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
-    clock: FakeClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
     auth: dict[str, Any],
     check: Any,
@@ -588,7 +588,7 @@ async def test_auth_styles(
 async def test_idempotency_key_is_sent_where_the_spec_says(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
-    clock: FakeClock,
+    clock: ManualClock,
     files: MemoryAssetIO,
     idempotency: dict[str, str],
 ) -> None:
@@ -604,7 +604,7 @@ async def test_idempotency_key_is_sent_where_the_spec_says(
 
 
 async def test_without_a_key_the_model_is_unavailable_with_the_variable_to_set(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     adapter = make_adapter(make_spec(), provider, session, clock, api_key=None)
     availability = adapter.availability()
@@ -628,7 +628,7 @@ async def test_without_a_key_the_model_is_unavailable_with_the_variable_to_set(
 
 
 async def test_env_defaults_override_model_names(
-    session: aiohttp.ClientSession, clock: FakeClock
+    session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     spec = make_spec(model={"defaults": {"model": "gpt-4o-mini"}, "env_defaults": {"model": "M"}})
     limits = ProviderLimits.from_spec(spec, clock=clock)

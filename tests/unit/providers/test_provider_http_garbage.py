@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from provider_fakes import Checkpoints, FakeClock, MemoryAssetIO, make_call, make_spec
+from provider_fakes import Checkpoints, MemoryAssetIO, make_call, make_spec
 
+from conveyor.core.clock import ManualClock
 from conveyor.providers.errors import (
     PermanentProviderError,
     ProviderError,
@@ -118,7 +119,7 @@ def adapter_for(
         {"limits": {"timeout": timeout, "retries": retries, "max_response_bytes": 64 * 1024}},
         model={"submit": {"path": submit}, "poll": {"path": poll + "/{{task_id}}"}},
     )
-    limits = ProviderLimits.from_spec(spec, clock=FakeClock())
+    limits = ProviderLimits.from_spec(spec, clock=ManualClock(sleep_advances=True))
     return HttpModelAdapter(spec, "acme/paint", session, limits, api_key="k", base_url=base_url)
 
 

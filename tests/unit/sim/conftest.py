@@ -1,7 +1,8 @@
 """Fixtures for simulator tests: a simulator on a manual clock, and an HTTP client.
 
 Every task takes exactly 10 simulated seconds unless a test changes the config, so tests
-move time with ``clock.advance`` and never sleep.
+move time with ``clock.advance`` and never sleep. The simulator's own waits (a synchronous
+call's latency, ``Prefer: wait``) move the clock themselves (``sleep_advances``).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from conveyor.sim import ManualClock, RunningSimulator, SimConfig, start_simulator
+from conveyor.core.clock import ManualClock
+from conveyor.sim import RunningSimulator, SimConfig, start_simulator
 
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(sleep_advances=True)
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def sim_config() -> SimConfig:
 
 @pytest.fixture
 async def sim(sim_config: SimConfig, clock: ManualClock) -> AsyncIterator[RunningSimulator]:
-    async with await start_simulator(sim_config, clock=clock, sleep=clock.sleep) as running:
+    async with await start_simulator(sim_config, clock=clock) as running:
         yield running
 
 

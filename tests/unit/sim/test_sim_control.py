@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 import conveyor.sim
-from conveyor.sim import ManualClock, RunningSimulator, SimConfig, SimulatorThread, start_simulator
+from conveyor.core.clock import ManualClock
+from conveyor.sim import RunningSimulator, SimConfig, SimulatorThread, start_simulator
 
 AUTH = {"Authorization": "Bearer sim-key"}
 
@@ -105,6 +106,11 @@ async def test_index_lists_base_urls(sim: RunningSimulator, http: aiohttp.Client
     assert index["base_urls"] == sim.base_urls
     assert index["base_urls"]["fal"] == f"{sim.base_url}/fal"
     assert index["stands_for"]["openai"] == "https://api.openai.com"
+    assert index["control"] == {
+        "config": f"{sim.base_url}/_sim/config",
+        "reset": f"{sim.base_url}/_sim/reset",
+        "counters": f"{sim.base_url}/_sim/counters",
+    }
 
 
 async def test_429_bursts_follow_the_every_burst_pattern_with_retry_after(
@@ -181,10 +187,10 @@ async def test_zero_latency_scale_finishes_at_once(
 
 
 async def _request_ids(seed: int) -> list[int]:
-    clock = ManualClock()
+    clock = ManualClock(sleep_advances=True)
     config = SimConfig(seed=seed, latency_min=1, latency_max=9)
     async with (
-        await start_simulator(config, clock=clock, sleep=clock.sleep) as sim,
+        await start_simulator(config, clock=clock) as sim,
         aiohttp.ClientSession() as http,
     ):
         ids = []

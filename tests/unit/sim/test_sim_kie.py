@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from conveyor.sim import ManualClock, RunningSimulator
+from conveyor.core.clock import ManualClock
+from conveyor.sim import RunningSimulator
 
 AUTH = {"Authorization": "Bearer sim-key"}
 SEED_VIDEO_BODY = {

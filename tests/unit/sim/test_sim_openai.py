@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from conveyor.sim import ManualClock, RunningSimulator
+from conveyor.core.clock import ManualClock
+from conveyor.sim import RunningSimulator
 
 AUTH = {"Authorization": "Bearer sim-key"}
 IMAGE_PART = {"type": "image_url", "image_url": {"url": "https://example.com/car.jpg"}}
@@ -66,7 +67,7 @@ async def test_damage_answer_is_html_quoting_additional_info_and_counting_images
     assert "2021 BMW X5, front damage" in answer
     assert "3 images" in answer
     assert set(re.findall(r"</?(\w+)", answer)) <= {"p", "ul", "li", "b", "i", "br"}
-    assert clock() == pytest.approx(1010.0)  # the call waited its latency
+    assert clock.monotonic() == pytest.approx(1010.0)  # the call waited its latency
 
 
 async def test_damage_answer_escapes_html_in_the_notes(

@@ -15,7 +15,8 @@ The life of a call, for an async model::
 
 A resumed call (``resume`` given) skips straight to polling: it never submits twice.
 Sync models (OpenAI-compatible) take their result from the submit answer. Polling is
-``await`` on the provider clock's sleep, so a worker holds thousands of these at once.
+``await`` on the engine clock's sleep (``ProviderLimits.clock``), so a worker holds
+thousands of these at once; ``max_wait`` is measured on the same clock's ``monotonic()``.
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import aiohttp
 
+from conveyor.core.clock import Clock
 from conveyor.providers.http.adapter import HttpModelAdapter
-from conveyor.providers.limits import ProviderClock, ProviderLimits
+from conveyor.providers.limits import ProviderLimits
 from conveyor.providers.spec import ProviderSpec, ProviderSpecError, load_spec_file
 
 __all__ = [
@@ -114,7 +115,7 @@ def build_http_adapters(
     overrides: HttpOverrides | None = None,
     *,
     limits: Mapping[str, ProviderLimits] | None = None,
-    clock: ProviderClock | None = None,
+    clock: Clock | None = None,
     rng: random.Random | None = None,
 ) -> list[HttpModelAdapter]:
     """One adapter per model of every spec; providers without a key are still listed
