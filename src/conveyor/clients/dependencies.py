@@ -1,4 +1,9 @@
-"""Who is calling: the ``Authorization: Bearer`` API key, or the local client in open mode."""
+"""Who is calling: the ``Authorization: Bearer`` API key, or the local client in open mode.
+
+``CurrentClient`` is any caller; ``AdminClient`` is a caller whose key has the ``admin``
+scope (in open mode the local client is admin). A client key on an admin route gets 403
+naming the route and how to get an admin key.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from conveyor.clients.service import LOCAL_CLIENT, Client, ClientService
-from conveyor.errors import Unauthorized
+from conveyor.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `conveyor keys create`")
 
@@ -16,6 +21,9 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from `conveyor ke
 def client_service(request: Request) -> ClientService:
     service: ClientService = request.app.state.runtime.clients
     return service
+
+
+ClientServiceDep = Annotated[ClientService, Depends(client_service)]
 
 
 async def current_client(
@@ -36,3 +44,17 @@ async def current_client(
 
 
 CurrentClient = Annotated[Client, Depends(current_client)]
+
+
+async def admin_client(request: Request, client: CurrentClient) -> Client:
+    if not client.is_admin:
+        raise Forbidden(
+            f"{request.method} {request.url.path} needs an admin API key; the key of client "
+            f"{client.name!r} is a client key (an operator creates one with "
+            "'conveyor keys create NAME --admin')",
+            code="ADMIN_KEY_REQUIRED",
+        )
+    return client
+
+
+AdminClient = Annotated[Client, Depends(admin_client)]

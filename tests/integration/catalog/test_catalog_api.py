@@ -21,6 +21,8 @@ models:
   - id: acme/painter
     kind: image
     title: ACME painter
+    inputs:
+      prompt: {type: string}
     defaults: {width: 64, height: 64}
     submit:
       method: POST
