@@ -17,6 +17,13 @@ async def all_specs(conn: AsyncConnection) -> list[tuple[str, str]]:
     return [(r.name, r.source) for r in rows]
 
 
+async def get_spec(conn: AsyncConnection, name: str) -> str | None:
+    source: str | None = await conn.scalar(
+        select(provider_specs.c.source).where(provider_specs.c.name == name)
+    )
+    return source
+
+
 async def fingerprint(conn: AsyncConnection) -> tuple[int, datetime | None]:
     """Changes whenever a spec is added, replaced or removed."""
     row = (await conn.execute(select(func.count(), func.max(provider_specs.c.updated_at)))).one()

@@ -29,6 +29,7 @@ from conveyor.providers.extract import PathSyntaxError, ResultKind, parse_path
 from conveyor.providers.template import Placeholder, placeholders
 
 __all__ = [
+    "AFTER_SUBMIT_VARIABLES",
     "BUILTIN_VARIABLES",
     "AuthSpec",
     "CallbackSpec",
@@ -49,6 +50,7 @@ __all__ = [
     "load_spec_file",
     "parse_spec",
     "parse_spec_text",
+    "read_spec_yaml",
 ]
 
 DEFAULT_ERROR_PATHS = ["error.message", "error", "message", "detail", "msg", "errors"]
@@ -475,13 +477,32 @@ def parse_spec(data: Any, *, source: str = "<spec>") -> ProviderSpec:
         raise ProviderSpecError(source, _describe(exc, data)) from None
 
 
-def parse_spec_text(text: str, *, source: str = "<spec>") -> ProviderSpec:
-    """Parse YAML (or JSON) text into a ``ProviderSpec``."""
+class _SpecLoader(yaml.SafeLoader):
+    """YAML without aliases: ``*a`` repeated inside ``*b`` would make a few hundred bytes
+    of text expand into billions of values once validated."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            alias: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            where = alias.start_mark
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not allowed in a provider spec",
+                problem_mark=where if isinstance(where, yaml.Mark) else None,
+            )
+        return super().compose_node(parent, index)
+
+
+def read_spec_yaml(text: str, *, source: str = "<spec>") -> Any:
+    """Decode YAML (or JSON) text; a syntax fault is a ``ProviderSpecError``."""
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ProviderSpecError(source, [f"not valid YAML: {exc}"]) from None
-    return parse_spec(data, source=source)
+
+
+def parse_spec_text(text: str, *, source: str = "<spec>") -> ProviderSpec:
+    """Parse YAML (or JSON) text into a ``ProviderSpec``."""
+    return parse_spec(read_spec_yaml(text, source=source), source=source)
 
 
 def load_spec_file(path: str | Path) -> ProviderSpec:
