@@ -237,7 +237,9 @@ class CatalogService:
     ) -> ProviderTestPlan:
         """Which model a provider test calls, and with what (a prompt when none is given)."""
         entry = self.provider(name)
-        chosen = model_id or entry["models"][0]
+        spec = self._stored.get(name) or self._shipped.get(name)
+        # The spec's own first model (its headline one), else the first by id.
+        chosen = model_id or (spec.models[0].id if spec else entry["models"][0])
         if chosen not in entry["models"]:
             raise ValidationFailed(
                 f"model: {chosen} is not a model of provider {name} "

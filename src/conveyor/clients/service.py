@@ -12,6 +12,7 @@ server already runs it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -151,14 +152,13 @@ class ClientService:
             raise NotFound(f"no active key with id or prefix {key_id_or_prefix!r}")
         if len(keys) > 1:
             raise Conflict(f"{key_id_or_prefix!r} matches {len(keys)} keys; use the key id")
+        now = self.clock.now()
         async with self.db.write() as conn:
             await conn.execute(
-                update(api_keys)
-                .where(api_keys.c.id == keys[0].id)
-                .values(revoked_at=self.clock.now())
+                update(api_keys).where(api_keys.c.id == keys[0].id).values(revoked_at=now)
             )
         self._open_checked_at = -_OPEN_MODE_TTL
-        return keys[0]
+        return dataclasses.replace(keys[0], revoked_at=now)
 
     async def authenticate(self, key: str) -> Client | None:
         """The client owning an active key, or None."""

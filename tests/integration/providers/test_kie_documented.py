@@ -38,9 +38,7 @@ async def record_info(
     return body["data"]
 
 
-async def create_task(
-    http: aiohttp.ClientSession, simulator: RunningSimulator, model: str
-) -> str:
+async def create_task(http: aiohttp.ClientSession, simulator: RunningSimulator, model: str) -> str:
     body = {"model": model, "input": {"prompt": "a wave", "input_urls": [PHOTO.url]}}
     async with http.post(
         f"{simulator.base_urls['kie']}/api/v1/jobs/createTask", json=body, headers=AUTH
