@@ -180,6 +180,11 @@ class CatalogService:
             return "stored", source
         if name in self._shipped:
             return "shipped", _as_yaml(_spec_data(self._shipped[name]))
+        if any(getattr(a, "provider", "local") == name for a in self.registry.all()):
+            raise NotFound(
+                f"provider {name} has no spec: its models are code (local engines)",
+                code="PROVIDER_HAS_NO_SPEC",
+            )
         raise NotFound(f"provider {name} not found", code="PROVIDER_NOT_FOUND")
 
     def recipes(self) -> list[dict[str, Any]]:
@@ -219,6 +224,9 @@ class CatalogService:
             else:
                 given[name] = value
         request: DryRun = dry_run(adapter, given)
+        found = adapter.availability()
+        if not found.available:
+            notes.append(f"a real call would be refused now: {found.reason}")
         if request.simulated:
             notes.append("simulate mode: this request would go to the provider simulator")
         return {

@@ -4,6 +4,7 @@ Webhooks, and the URL token alone for fal)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -33,12 +34,13 @@ KIE_KEY = "kie-webhook-hmac-key"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
+@functools.cache
+def shipped_models() -> dict[str, ModelSpec]:
+    return {model.id: model for spec in read_specs() for model in spec.models}
+
+
 def shipped_model(model_id: str) -> ModelSpec:
-    for spec in read_specs():
-        for model in spec.models:
-            if model.id == model_id:
-                return model
-    raise KeyError(model_id)
+    return shipped_models()[model_id]
 
 
 def verifier(model_id: str, secret: str | None, guard: ReplayGuard | None = None) -> Any:
