@@ -79,20 +79,43 @@ async def store_spec(
 ) -> bool:
     """Store ``source`` (already validated as ``spec``); True if it is new. Refuses, unless
     ``replace``, a name that is stored already or shipped."""
+    stored = await repository.get_spec(conn, spec.name, lock=True)
+    return await _write_spec(
+        conn, spec, source, stored=stored, shipped=shipped, replace=replace, now=now
+    )
+
+
+async def _write_spec(
+    conn: AsyncConnection,
+    spec: ProviderSpec,
+    source: str,
+    *,
+    stored: str | None,
+    shipped: Mapping[str, ProviderSpec],
+    replace: bool,
+    now: datetime,
+) -> bool:
+    """``store_spec`` once the row was read (and locked) in this transaction."""
     if spec.name in RESERVED_NAMES:
         raise ValidationFailed(
             f"name: {spec.name!r} is reserved for local engines; choose another provider name",
             code="INVALID_PROVIDER_SPEC",
         )
-    stored = await repository.get_spec(conn, spec.name) is not None
-    if not replace and (stored or spec.name in shipped):
-        what = "a stored provider" if stored else "a provider shipped with Conveyor"
+    if not replace and (stored is not None or spec.name in shipped):
+        what = "a stored provider" if stored is not None else "a provider shipped with Conveyor"
         raise Conflict(
             f"{spec.name!r} is already {what}; replace it explicitly (PUT "
             f"/v1/providers/{spec.name}, ?replace=true, or 'conveyor providers add --replace')",
             code="PROVIDER_EXISTS",
         )
-    return await repository.save_spec(conn, spec.name, source, now)
+    if stored is not None and await repository.update_spec(conn, spec.name, source, now):
+        return False
+    if stored is None and await repository.insert_spec(conn, spec.name, source, now):
+        return True
+    raise Conflict(
+        f"provider {spec.name!r} was changed by another request at the same time; try again",
+        code="PROVIDER_CHANGED",
+    )
 
 
 class CatalogService:
@@ -315,7 +338,7 @@ class CatalogService:
                 AIMODEL_SOURCE, [f"provider: the row names {row.provider!r}, the URL {name!r}"]
             )
         async with self.db.write() as conn:
-            stored = await repository.get_spec(conn, row.provider)
+            stored = await repository.get_spec(conn, row.provider, lock=True)
             if stored is not None:
                 document = parse_spec_text(stored, source=f"stored provider {row.provider}")
                 base = _loaded(stored)
@@ -347,8 +370,14 @@ class CatalogService:
             source = _as_yaml(base)
             spec = parse_spec_text(source, source=AIMODEL_SOURCE)
             # Adding a model to a shipped provider is what the row asks for: no extra flag.
-            created = await store_spec(
-                conn, spec, source, shipped=self._shipped, replace=True, now=self.clock.now()
+            created = await _write_spec(
+                conn,
+                spec,
+                source,
+                stored=stored,
+                shipped=self._shipped,
+                replace=True,
+                now=self.clock.now(),
             )
         self._install(spec)
         return ProviderChange(spec, created, spec.name in self._shipped, converted.model_id)

@@ -3,14 +3,17 @@ removed spec that replaced a shipped one gives the shipped one back on both."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 import pytest
 
-from conveyor.catalog.service import CatalogService
+from conveyor.catalog import repository
+from conveyor.catalog.service import CatalogService, ProviderChange
 from conveyor.core.clock import SystemClock
 from conveyor.core.db import Database
+from conveyor.errors import Conflict
 from conveyor.providers.base import ModelAdapter
 from conveyor.providers.http import HttpOverrides, build_http_adapters, read_specs
 from conveyor.providers.registry import ModelRegistry
@@ -64,3 +67,21 @@ async def test_another_node_follows_adds_replacements_and_removals(
         assert "kie/tiny" not in catalog.registry
         assert "kie/seedance-1.5-pro-fast" not in catalog.registry
         assert catalog.provider("kie")["stored"] is False
+
+
+async def test_two_requests_adding_one_name_at_once_store_it_once(
+    db: Database, session: aiohttp.ClientSession
+) -> None:
+    first, second = node(db, session), node(db, session)
+    spec = TINY_KIE.replace("name: kie", "name: acme").replace("kie/tiny", "acme/tiny")
+    results = await asyncio.gather(
+        first.add_provider(spec), second.add_provider(spec), return_exceptions=True
+    )
+    stored = [r for r in results if isinstance(r, ProviderChange)]
+    refused = [r for r in results if isinstance(r, Conflict)]
+    assert len(stored) == 1
+    assert stored[0].created is True
+    assert len(refused) == 1
+    assert refused[0].code in ("PROVIDER_EXISTS", "PROVIDER_CHANGED")
+    async with db.read() as conn:
+        assert [name for name, _ in await repository.all_specs(conn)] == ["acme"]

@@ -306,7 +306,10 @@ async def test_the_dry_run_masks_keys_and_checks_inputs(
             json={"inputs": {"prompt": "go", "image": {"asset_id": "a-1"}}},
         )
         assert with_asset.json()["body"]["input"]["input_urls"] == ["<URL of asset a-1>"]
-        assert with_asset.json()["notes"] == ["image: asset a-1 is sent as a URL to fetch it"]
+        assert with_asset.json()["notes"] == [
+            "image: asset a-1 is sent as a URL to fetch it",
+            "a real call would be refused now: no API key for Kie.ai: set CONVEYOR_KIE_API_KEY",
+        ]
         local = await client.post("/v1/models/local/finish/render", json={"inputs": {}})
         assert local.status_code == 422
         assert local.json()["error"] == "NOT_AN_HTTP_MODEL"
