@@ -139,7 +139,7 @@ async def running(
     runtime = await open_runtime(settings)
     try:
         await runtime.catalog.add_provider(
-            load_sized_spec(PROVIDER, settings.http_pool_size), origin="bench"
+            load_sized_spec(PROVIDER, settings.http_pool_size), origin="bench", replace=True
         )
         worker = await WorkerProcess(settings, log_path).start()
         try:

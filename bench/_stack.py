@@ -9,8 +9,8 @@ uvicorn in the benchmark's loop, as ``tests/support/server.py`` does.
 The shipped gen-api spec carries gen-api's account limits (32 requests in flight, 10 per
 second): at 10 requests/s, polling 10,000 tasks every 3 s is impossible by design. The
 benchmark therefore stores a copy of it, with only ``limits`` changed, as an operator-added
-provider (``CatalogService.add_provider``, which replaces a shipped spec of the same name on
-every node that opens the database). The poll protocol stays exactly as shipped.
+provider (``CatalogService.add_provider(..., replace=True)``, which replaces a shipped spec of
+the same name on every node that opens the database). The poll protocol stays exactly as shipped.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from conveyor.clients.service import LOCAL_CLIENT, Client, ClientService
 from conveyor.compat.descriptions.service import DescriptionsService
 from conveyor.config import Settings
 from conveyor.core.db import Database
-from conveyor.errors import Unauthorized
+from conveyor.errors import Forbidden, Unauthorized
 from conveyor.jobs.service import JobService
 from conveyor.jobs.streams import JobStreams
 from conveyor.runtime import Runtime
@@ -125,3 +125,19 @@ async def current_client(
 
 
 CurrentClient = Annotated[Client, Depends(current_client)]
+
+
+async def admin_client(request: Request, client: CurrentClient) -> Client:
+    """A caller whose key has the ``admin`` scope (in open mode the local client is one);
+    a client key gets 403 naming the route and how to get an admin key."""
+    if not client.is_admin:
+        raise Forbidden(
+            f"{request.method} {request.url.path} needs an admin API key; the key of client "
+            f"{client.name!r} is a client key (an operator creates one with "
+            "'conveyor keys create NAME --admin')",
+            code="ADMIN_KEY_REQUIRED",
+        )
+    return client
+
+
+AdminClient = Annotated[Client, Depends(admin_client)]

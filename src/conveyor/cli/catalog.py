@@ -77,28 +77,64 @@ def providers_list(url: UrlOption = "http://127.0.0.1:8000", key: KeyOption = No
 @providers_app.command("add")
 def providers_add(
     spec_file: Annotated[Path, typer.Argument(help="A provider spec (YAML)", exists=True)],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a stored or shipped spec of that name")
+    ] = False,
 ) -> None:
     """Validate a provider spec and store it; every node picks it up within 30 s."""
-    from conveyor.catalog import repository
+    from conveyor.catalog.aimodel import is_ai_model
+    from conveyor.catalog.service import store_spec
     from conveyor.core.clock import SystemClock
     from conveyor.core.db import Database
-    from conveyor.providers.spec import ProviderSpecError, parse_spec_text
+    from conveyor.errors import ConveyorError
+    from conveyor.providers.http import read_specs
+    from conveyor.providers.spec import parse_spec_text, read_spec_yaml
 
     source = spec_file.read_text(encoding="utf-8")
     try:
+        if is_ai_model(read_spec_yaml(source, source=spec_file.name)):
+            raise fail("an AIModel row is added to a running server: POST /v1/providers")
         spec = parse_spec_text(source, source=spec_file.name)
-    except ProviderSpecError as exc:
+    except ConveyorError as exc:
         raise fail(exc.message) from exc
+    shipped = {s.name: s for s in read_specs()}
 
     async def save(db: Database) -> bool:
         async with db.write() as conn:
-            return await repository.save_spec(conn, spec.name, source, SystemClock().now())
+            return await store_spec(
+                conn, spec, source, shipped=shipped, replace=replace, now=SystemClock().now()
+            )
 
-    created = with_database(get_settings(), save)
+    try:
+        created = with_database(get_settings(), save)
+    except ConveyorError as exc:
+        raise fail(exc.message) from exc
     verb = "added" if created else "replaced"
+    if spec.name in shipped:
+        verb += " shipped"
     console.print(
         f"{verb} provider {spec.name} with models: {', '.join(m.id for m in spec.models)}"
     )
+
+
+@providers_app.command("remove")
+def providers_remove(name: Annotated[str, typer.Argument(help="Provider name")]) -> None:
+    """Remove a stored spec; a shipped spec it replaced comes back (every node, within 30 s)."""
+    from conveyor.catalog import repository
+    from conveyor.core.db import Database
+    from conveyor.providers.http import read_specs
+
+    async def delete(db: Database) -> bool:
+        async with db.write() as conn:
+            return await repository.delete_spec(conn, name)
+
+    shipped = {s.name for s in read_specs()}
+    if not with_database(get_settings(), delete):
+        if name in shipped:
+            raise fail(f"{name} is shipped with Conveyor and cannot be removed")
+        raise fail(f"no stored provider {name!r}")
+    back = f"; the shipped {name} spec is back" if name in shipped else ""
+    console.print(f"removed provider {name}{back}")
 
 
 @providers_app.command("test")
@@ -112,22 +148,14 @@ def providers_test(
     key: KeyOption = None,
 ) -> None:
     """One real round trip through a provider: submit, poll, store the result."""
+    body: dict[str, object] = {"model": model, "inputs": parse_options(input or []) or None}
+    err.print(f"testing provider {name}" + (f" with {json.dumps(body['inputs'])}" if input else ""))
     with api_client(url, key) as api:
-        providers = {p["name"]: p for p in call(api.request_json, "GET", "/v1/providers")}
-        if name not in providers:
-            raise fail(f"no provider {name!r}; known: {', '.join(sorted(providers))}")
-        model_id = model or providers[name]["models"][0]
-        entry = call(api.request_json, "GET", f"/v1/models/{model_id}")
-        inputs = parse_options(input or [])
-        for field in entry["spec"].get("inputs", []):
-            if field.get("required") and field["name"] not in inputs:
-                inputs[field["name"]] = "a red cube on a white background"
-        if not inputs:
-            inputs = {"prompt": "a red cube on a white background"}
-        err.print(f"testing {model_id} with {json.dumps(inputs)}")
-        job = call(api.create_job, model=model_id, items=[inputs], wait=300)
-        results = call(api.results, job["id"])
-    [item] = results["items"]
-    if item["status"] != "completed":
-        raise fail(f"{model_id} failed: {item['error']}")
-    console.print(f"{model_id} works: {json.dumps(item['output'])[:300]}")
+        # The server waits up to 300 s for the provider's answer.
+        result = call(
+            api.request_json, "POST", f"/v1/providers/{name}/test", json=body, timeout=330
+        )
+    if result["status"] != "completed":
+        raise fail(result["message"])
+    output = json.dumps(result["output"])[:300]
+    console.print(f"{result['message']}: {output}")

@@ -26,15 +26,21 @@ def _clients(db: Database) -> ClientService:
 def keys_create(
     name: Annotated[str, typer.Argument(help="Client name (created if new)")],
     label: Annotated[str, typer.Option(help="A name for this key")] = "default",
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Also manage providers, keys and the dead queue")
+    ] = False,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
 
     async def create(db: Database) -> str:
-        key, _ = await _clients(db).create_key(name, key_name=label)
+        key, _ = await _clients(db).create_key(
+            name, key_name=label, scope="admin" if admin else "client"
+        )
         return key
 
     key = with_database(get_settings(), create)
-    err.print(f"API key for client [bold]{name}[/bold] (shown once, keep it safe):")
+    kind = "Admin API key" if admin else "API key"
+    err.print(f"{kind} for client [bold]{name}[/bold] (shown once, keep it safe):")
     print(key)
 
 
@@ -45,13 +51,14 @@ def keys_list() -> None:
     async def listed(db: Database) -> list[ApiKeyInfo]:
         return list(await _clients(db).list_keys())
 
-    table = Table("id", "client", "name", "prefix", "created", "last used", "revoked")
+    table = Table("id", "client", "name", "prefix", "scope", "created", "last used", "revoked")
     for key in with_database(get_settings(), listed):
         table.add_row(
             key.id,
             key.client,
             key.name,
             key.prefix,
+            key.scope,
             key.created_at.isoformat(timespec="seconds"),
             key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "",
             key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",

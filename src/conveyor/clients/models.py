@@ -24,6 +24,8 @@ api_keys = Table(
     # The first characters of the key, shown in listings so people can tell keys apart.
     Column("prefix", String(16), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
+    # "client" (its own jobs and assets) or "admin" (also providers, keys, the dead queue).
+    Column("scope", String(16), nullable=False, server_default="client"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),

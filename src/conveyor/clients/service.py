@@ -1,20 +1,25 @@
 """Clients and API keys.
 
-A key is ``cvk_`` + 32 random bytes in URL-safe base64; only its SHA-256 is stored (a key
+Each key has a scope: ``client`` keys reach their client's own work; ``admin`` keys also
+change what the server can call (providers) and who may call it (keys), and see the dead
+queue. A key is ``cvk_`` + 32 random bytes in URL-safe base64; only its SHA-256 is stored (a key
 has 256 bits of entropy, so a fast hash is enough; a slow KDF would only slow every request).
 Lookups go by hash; the final comparison is constant-time anyway. A deployment with no
 active key runs open, as the built-in ``local`` client, which ``conveyor serve`` allows only
-on a loopback address.
+on a loopback address; that local client acts as admin (whoever reaches a loopback-only
+server already runs it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, get_args
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,7 +28,7 @@ from conveyor.clients.models import api_keys, clients
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
 from conveyor.core.ids import new_id
-from conveyor.errors import Conflict, NotFound
+from conveyor.errors import Conflict, NotFound, ValidationFailed
 
 KEY_PREFIX = "cvk_"
 LOCAL_CLIENT_ID = "00000000-0000-0000-0000-000000000000"
@@ -32,11 +37,21 @@ LOCAL_CLIENT_NAME = "local"
 _OPEN_MODE_TTL = 5.0
 _USE_NOTE_INTERVAL = 60.0
 
+Scope = Literal["client", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+
 
 @dataclass(frozen=True, slots=True)
 class Client:
+    """Who is calling, and with which scope (that of the key used)."""
+
     id: str
     name: str
+    scope: Scope = "client"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +60,13 @@ class ApiKeyInfo:
     client: str
     name: str
     prefix: str
+    scope: Scope
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
 
 
-LOCAL_CLIENT = Client(LOCAL_CLIENT_ID, LOCAL_CLIENT_NAME)
+LOCAL_CLIENT = Client(LOCAL_CLIENT_ID, LOCAL_CLIENT_NAME, "admin")
 
 
 def hash_key(key: str) -> str:
@@ -81,9 +97,11 @@ class ClientService:
             await self.ensure_client(conn, LOCAL_CLIENT_NAME)
 
     async def create_key(
-        self, client_name: str, *, key_name: str = "default"
+        self, client_name: str, *, key_name: str = "default", scope: Scope = "client"
     ) -> tuple[str, ApiKeyInfo]:
         """Create a key for ``client_name`` (creating the client too); returns the key once."""
+        if scope not in SCOPES:
+            raise ValidationFailed(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         now = self.clock.now()
         async with self.db.write() as conn:
@@ -96,11 +114,12 @@ class ClientService:
                     name=key_name,
                     prefix=key[:12],
                     key_hash=hash_key(key),
+                    scope=scope,
                     created_at=now,
                 )
             )
         self._open_checked_at = -_OPEN_MODE_TTL
-        return key, ApiKeyInfo(key_id, client.name, key_name, key[:12], now, None, None)
+        return key, ApiKeyInfo(key_id, client.name, key_name, key[:12], scope, now, None, None)
 
     async def list_keys(self) -> list[ApiKeyInfo]:
         async with self.db.read() as conn:
@@ -115,6 +134,7 @@ class ClientService:
                     r.client_name,
                     r.name,
                     r.prefix,
+                    r.scope,
                     r.created_at,
                     r.last_used_at,
                     r.revoked_at,
@@ -132,14 +152,13 @@ class ClientService:
             raise NotFound(f"no active key with id or prefix {key_id_or_prefix!r}")
         if len(keys) > 1:
             raise Conflict(f"{key_id_or_prefix!r} matches {len(keys)} keys; use the key id")
+        now = self.clock.now()
         async with self.db.write() as conn:
             await conn.execute(
-                update(api_keys)
-                .where(api_keys.c.id == keys[0].id)
-                .values(revoked_at=self.clock.now())
+                update(api_keys).where(api_keys.c.id == keys[0].id).values(revoked_at=now)
             )
         self._open_checked_at = -_OPEN_MODE_TTL
-        return keys[0]
+        return dataclasses.replace(keys[0], revoked_at=now)
 
     async def authenticate(self, key: str) -> Client | None:
         """The client owning an active key, or None."""
@@ -150,6 +169,7 @@ class ClientService:
                     select(
                         api_keys.c.id,
                         api_keys.c.key_hash,
+                        api_keys.c.scope,
                         clients.c.id.label("cid"),
                         clients.c.name,
                     )
@@ -164,7 +184,7 @@ class ClientService:
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
         await self._note_use(row.id)
-        return Client(row.cid, row.name)
+        return Client(row.cid, row.name, "admin" if row.scope == "admin" else "client")
 
     async def _note_use(self, key_id: str) -> None:
         """Record when a key was last used, at most once a minute per key and process."""

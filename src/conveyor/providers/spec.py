@@ -6,9 +6,10 @@ id is, how to poll, how to read the status, where the result and the error are, 
 to cancel. ``docs/providers.md`` is the reference with a full example; the shipped specs
 are in ``providers/specs/``.
 
-Everything is checked on load: unknown keys, paths that do not parse, a poll template using
-a ``{{state.x}}`` the submit step never saves, a status value listed as both running and
-failed. ``ProviderSpecError`` lists every fault with its location
+Everything is checked on load: unknown keys, paths that do not parse, a template using a
+``{{placeholder}}`` the model never gets (not an input, a default or a built-in variable), a
+poll template using a ``{{state.x}}`` the submit step never saves, a status value listed as
+both running and failed. ``ProviderSpecError`` lists every fault with its location
 (``models[0] genapi/z-image: poll.interval: ...``) so a spec is fixed in one pass.
 """
 
@@ -25,10 +26,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from conveyor.errors import ValidationFailed
 from conveyor.providers.base import ModelKind
 from conveyor.providers.extract import PathSyntaxError, ResultKind, parse_path
-from conveyor.providers.template import placeholders
+from conveyor.providers.template import Placeholder, placeholders
 
 __all__ = [
+    "AFTER_SUBMIT_VARIABLES",
+    "BUILTIN_VARIABLES",
     "AuthSpec",
+    "CallbackSpec",
     "EnvelopeSpec",
     "ErrorsSpec",
     "IdempotencySpec",
@@ -46,10 +50,14 @@ __all__ = [
     "load_spec_file",
     "parse_spec",
     "parse_spec_text",
+    "read_spec_yaml",
 ]
 
 DEFAULT_ERROR_PATHS = ["error.message", "error", "message", "detail", "msg", "errors"]
 # Variables every request template may use besides the model's inputs and defaults.
+BUILTIN_VARIABLES = frozenset({"idempotency_key", "model_id"})
+# ... and those that exist only once the task was submitted.
+AFTER_SUBMIT_VARIABLES = frozenset({"task_id", "state"})
 
 
 def _listify(value: Any) -> Any:
@@ -253,10 +261,15 @@ class PriceSpec(_Spec):
         return self
 
 
+InputType = Literal[
+    "string", "number", "integer", "boolean", "file", "files", "object", "array", "any"
+]
+
+
 class InputSpec(_Spec):
-    type: Literal["string", "number", "integer", "boolean", "file", "files", "object", "array"] = (
-        "string"
-    )
+    # "any": no type check (models converted from seed 003's AIModel, whose placeholders
+    # carry no types); file values still arrive as URLs the provider can fetch.
+    type: InputType = "string"
     description: str = ""
     enum: list[Any] | None = None
 
@@ -269,6 +282,39 @@ class IdempotencySpec(_Spec):
     def _one_place(self) -> Self:
         if (self.header is None) == (self.body_field is None):
             raise ValueError("idempotency needs exactly one of header or body_field")
+        return self
+
+
+class CallbackSpec(_Spec):
+    """How a provider calls back when a task is done, instead of waiting for the next poll.
+
+    The submit request carries a per-step URL (``conveyor.providers.callbacks``) in
+    ``url_field`` of the body or the query; ``also_send`` adds the provider's companion fields
+    (Replicate's ``webhook_events_filter``). ``verify`` names the provider's signature scheme,
+    checked when its secret (``secret_env``) is set; the URL's own signed token is checked
+    always. ``task_id`` and ``status`` read the callback body (``status`` defaults to the
+    model's own mapping). Polling goes on, slower, as the safety net.
+    """
+
+    url_field: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+    url_in: Literal["body", "query"] = "body"
+    also_send: dict[str, Any] = Field(default_factory=dict)
+    verify: Literal["kie-hmac", "standard-webhooks", "url-token"] = "url-token"
+    secret_env: StrList = Field(default_factory=list)
+    task_id: PathList
+    status: StatusSpec | None = None
+    # Seconds a provider's signed timestamp may differ from ours before the call is refused.
+    tolerance: float = Field(300.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _secret_named(self) -> Self:
+        if self.verify != "url-token" and not self.secret_env:
+            raise ValueError(
+                f"callback.verify {self.verify!r} needs secret_env (where the provider's "
+                "signing secret comes from)"
+            )
+        if self.also_send and self.url_in != "body":
+            raise ValueError("callback.also_send adds body fields: it needs url_in 'body'")
         return self
 
 
@@ -291,9 +337,14 @@ class ModelSpec(_Spec):
     status: StatusSpec | None = None
     result: ResultSpec = Field(default_factory=ResultSpec)
     error: PathList = Field(default_factory=list)
+    # Where a failed task gives its own code (Kie's failCode); shown with the message.
+    error_code: PathList = Field(default_factory=list)
     fetch_result: RequestSpec | None = None
     cancel: RequestSpec | None = None
     idempotency: IdempotencySpec | None = None
+    callback: CallbackSpec | None = None
+    # False: listed, but not callable (seed 003's ``is_active``).
+    active: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -311,24 +362,36 @@ class ModelSpec(_Spec):
         )
         if binary and self.result.kind != "file":
             faults.append("a binary answer can only be a 'file' result")
+        if self.callback is not None and self.mode != "async":
+            faults.append("callback: only async models are called back")
         if not binary and not self.result.paths:
             faults.append("result.paths is empty: say where the output is")
         faults.extend(self._template_faults())
         if faults:
-            raise ValueError("; ".join(faults))
+            # One line per fault; ``_describe`` locates each of them.
+            raise ValueError("\n".join(faults))
         return self
+
+    def variables(self) -> set[str]:
+        """The variables a submit template can rely on: inputs, defaults, built-ins."""
+        return {*self.inputs, *self.defaults, *self.env_defaults, *BUILTIN_VARIABLES}
 
     def _template_faults(self) -> list[str]:
         faults: list[str] = []
+        given = self.variables()
         for item in placeholders(self.submit.template()):
-            if item.root in ("task_id", "state"):
+            if item.root in AFTER_SUBMIT_VARIABLES:
                 faults.append(f"submit cannot use {item!r}: it exists only after submitting")
+            elif item.root not in given:
+                faults.append(self._never_given("submit", item))
         later = {"poll": self.poll, "fetch_result": self.fetch_result, "cancel": self.cancel}
         for where, request in later.items():
             if request is None:
                 continue
             for item in placeholders(request.template()):
-                if item.root == "state":
+                if item.root not in given | AFTER_SUBMIT_VARIABLES:
+                    faults.append(self._never_given(where, item))
+                elif item.root == "state":
                     key = item.name.split(".", 2)[1] if "." in item.name else ""
                     if key not in self.submit.save:
                         faults.append(
@@ -336,6 +399,13 @@ class ModelSpec(_Spec):
                             f"(saved: {sorted(self.submit.save) or 'nothing'})"
                         )
         return faults
+
+    def _never_given(self, where: str, item: Placeholder) -> str:
+        declared = ", ".join(sorted({*self.inputs, *self.defaults, *self.env_defaults}))
+        return (
+            f"{where} uses {item!r} but the model never gets {item.root!r}: declare it under "
+            f"inputs or give it a default (the model has: {declared or 'nothing'})"
+        )
 
 
 class ProviderSpec(_Spec):
@@ -407,13 +477,32 @@ def parse_spec(data: Any, *, source: str = "<spec>") -> ProviderSpec:
         raise ProviderSpecError(source, _describe(exc, data)) from None
 
 
-def parse_spec_text(text: str, *, source: str = "<spec>") -> ProviderSpec:
-    """Parse YAML (or JSON) text into a ``ProviderSpec``."""
+class _SpecLoader(yaml.SafeLoader):
+    """YAML without aliases: ``*a`` repeated inside ``*b`` would make a few hundred bytes
+    of text expand into billions of values once validated."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            alias: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            where = alias.start_mark
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not allowed in a provider spec",
+                problem_mark=where if isinstance(where, yaml.Mark) else None,
+            )
+        return super().compose_node(parent, index)
+
+
+def read_spec_yaml(text: str, *, source: str = "<spec>") -> Any:
+    """Decode YAML (or JSON) text; a syntax fault is a ``ProviderSpecError``."""
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ProviderSpecError(source, [f"not valid YAML: {exc}"]) from None
-    return parse_spec(data, source=source)
+
+
+def parse_spec_text(text: str, *, source: str = "<spec>") -> ProviderSpec:
+    """Parse YAML (or JSON) text into a ``ProviderSpec``."""
+    return parse_spec(read_spec_yaml(text, source=source), source=source)
 
 
 def load_spec_file(path: str | Path) -> ProviderSpec:
@@ -437,11 +526,11 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
                         parts[-1] += f" {model['id']}:"
             else:
                 parts.append(str(item))
-        where = ".".join(parts).replace(":.", ": ") or "spec"
+        where = ".".join(parts).replace(":.", ": ").removesuffix(":") or "spec"
         message = str(error["msg"]).removeprefix("Value error, ")
         got = error.get("input")
         suffix = ""
         if error["type"] not in ("missing", "value_error") and not isinstance(got, dict | list):
             suffix = f" (got {got!r})"
-        lines.append(f"{where}: {message}{suffix}")
+        lines.extend(f"{where}: {line}{suffix}" for line in message.split("\n"))
     return lines

@@ -50,6 +50,9 @@ class Behaviour(BaseModel):
     replicate_output: Literal["list", "string"] = "list"
     # Kie answers some errors with HTTP 200 and the real status in the body's `code`.
     kie_errors_as_http_200: bool = False
+    # Share of Kie tasks that look fine (waiting, queuing, generating) and are then refused
+    # by content moderation: state fail, failCode 400.
+    kie_moderation_rate: float = Field(0.0, ge=0, le=1)
 
     @model_validator(mode="after")
     def _latency_range(self) -> Behaviour:

@@ -6,9 +6,12 @@
 ``data`` has ``taskId, model, state, param, resultJson, failCode, failMsg, costTime,
 completeTime, createTime, updateTime``; ``state`` walks ``waiting → queuing → generating`` and
 ends ``success`` or ``fail``. As in Kie's answers, ``param`` and ``resultJson`` are JSON
-*strings*; ``resultJson`` holds ``{"resultUrls": [...]}``. Errors are ``{code, msg, data:
-null}``; with ``kie_errors_as_http_200`` they come with HTTP 200, the real status only in
-``code``, which a client must check. Callbacks are recorded in ``param``, never sent.
+*strings*; ``resultJson`` holds ``{"resultUrls": [...]}``. A failed task has ``failCode``
+``501`` and the configured ``failure_message``; with ``kie_moderation_rate`` a task goes the
+whole way to ``generating`` and is then refused by moderation (``failCode`` ``400``, as Kie
+documents for flagged content). Errors are ``{code, msg, data: null}``; with
+``kie_errors_as_http_200`` they come with HTTP 200, the real status only in ``code``, which a
+client must check. Callbacks are recorded in ``param``, never sent.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from conveyor.sim.state import SIM_STATE, Phase, SimState, SimTask
 
 PROTOCOL = "kie"
 ORIGIN_PATH = "/kie"
+GENERATION_FAILED = "501"
+MODERATION_FAILED = "400"
+MODERATION_MESSAGE = "Your content was flagged by the content moderation system"
 _NO_BALANCE = NoBalanceAnswer(402, "Insufficient Credits", "insufficient_balance")
 
 
@@ -75,7 +81,7 @@ async def create_task(request: web.Request) -> web.Response:
     outputs = plan_outputs(
         state.config, model, inputs, owner_id=task_id, count=inputs.get("num_images", 1)
     )
-    state.submit(
+    task = state.submit(
         PROTOCOL,
         model,
         inputs,
@@ -84,6 +90,11 @@ async def create_task(request: web.Request) -> web.Response:
         idempotency_key=idempotency_key(request),
         extra={"param": json.dumps(body, ensure_ascii=False)},
     )
+    if not task.fails and state.chance(state.behaviour(PROTOCOL, model).kie_moderation_rate):
+        # It looks fine until the very end: moderation runs on the finished output.
+        task.fails = True
+        task.failure_message = MODERATION_MESSAGE
+        task.extra["fail_code"] = MODERATION_FAILED
     return web.json_response({"code": 200, "msg": "success", "data": {"taskId": task_id}})
 
 
@@ -128,7 +139,8 @@ async def record_info(request: web.Request) -> web.Response:
         result_json = json.dumps({"resultUrls": urls})
     fail_code, fail_msg = "", ""
     if phase is Phase.FAILED:
-        fail_code, fail_msg = "501", task.failure_message
+        fail_code = task.extra.get("fail_code", GENERATION_FAILED)
+        fail_msg = task.failure_message
     elif phase is Phase.CANCELED:
         fail_code, fail_msg = "400", "task was cancelled"
     data: dict[str, Any] = {

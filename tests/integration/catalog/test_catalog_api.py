@@ -21,6 +21,8 @@ models:
   - id: acme/painter
     kind: image
     title: ACME painter
+    inputs:
+      prompt: {type: string}
     defaults: {width: 64, height: 64}
     submit:
       method: POST
@@ -74,15 +76,20 @@ async def test_models_show_availability_and_how_to_enable(
         assert {"model", "image-finish"} <= recipes
 
 
-async def test_a_provider_added_as_data_is_callable_at_once(serve: Serve) -> None:
+async def test_a_provider_added_over_http_is_callable_at_once(serve: Serve) -> None:
     async with await start_simulator(SimConfig(latency_scale=0.0)) as sim:
         async with serve(simulate=True, simulator_url=sim.base_url) as client:
-            runtime = client.app.state.runtime  # type: ignore[attr-defined]
-            spec = await runtime.catalog.add_provider(NEW_PROVIDER)
-            assert spec.name == "acme"
+            added = await client.post(
+                "/v1/providers", content=NEW_PROVIDER, headers={"Content-Type": "application/yaml"}
+            )
+            assert added.status_code == 201, added.text
+            assert added.json()["models"] == ["acme/painter"]
+            assert added.json()["created"] is True
+            assert added.json()["stored"] is True
             model = (await client.get("/v1/models/acme/painter")).json()
             assert model["available"] is True
             assert model["simulated"] is True
+            # No restart: a job runs on the new model at once.
             job = (
                 await client.post(
                     "/v1/jobs",
@@ -93,9 +100,19 @@ async def test_a_provider_added_as_data_is_callable_at_once(serve: Serve) -> Non
             [item] = (await client.get(f"/v1/jobs/{job['id']}/items")).json()["data"]
             [file] = item["output"]["files"]
             assert file["mime_type"] == "image/png"
+
             broken = NEW_PROVIDER.replace("task_id: request_id", "task_id: 12")
-            with pytest.raises(Exception, match="invalid provider spec"):
-                await runtime.catalog.add_provider(broken)
+            refused = await client.put(
+                "/v1/providers/acme", content=broken, headers={"Content-Type": "text/yaml"}
+            )
+            assert refused.status_code == 422
+            assert refused.json()["error"] == "INVALID_PROVIDER_SPEC"
+            assert refused.json()["details"]["errors"] == [
+                "models[0] acme/painter: submit.task_id: a path must be a string like "
+                "'data.id', not int"
+            ]
+            # Nothing half-written: the stored spec still works.
+            assert (await client.get("/v1/models/acme/painter")).status_code == 200
         counters = sim.counters()
     assert counters["submissions"]["genapi"] == {"z-image": 1}
     assert counters["wrong_endpoints_total"] == 0

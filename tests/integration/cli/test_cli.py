@@ -113,3 +113,47 @@ def test_serve_refuses_a_public_address_without_keys(env: dict[str, str]) -> Non
     code, out = _run(env, "serve", "--host", "0.0.0.0", "--port", "1")  # noqa: S104
     assert code == 2
     assert "refusing to listen on 0.0.0.0" in out
+
+
+def test_cli_provider_replace_remove_and_admin_keys(env: dict[str, str], tmp_path: Path) -> None:
+    from tests.integration.catalog.test_providers_as_data import TINY_KIE
+
+    spec = tmp_path / "kie.yaml"
+    spec.write_text(TINY_KIE)
+    code, out = _run(env, "providers", "add", str(spec))
+    assert code == 1
+    assert "'kie' is already a provider shipped with Conveyor" in out
+    assert "--replace" in out
+    code, out = _run(env, "providers", "add", "--replace", str(spec))
+    assert code == 0, out
+    assert "added shipped provider kie with models: kie/tiny" in out
+    code, out = _run(env, "providers", "add", str(spec))
+    assert code == 1
+    assert "already a stored provider" in out
+    code, out = _run(env, "providers", "remove", "kie")
+    assert code == 0, out
+    assert "removed provider kie; the shipped kie spec is back" in out
+    code, out = _run(env, "providers", "remove", "kie")
+    assert code == 1
+    assert "shipped with Conveyor and cannot be removed" in out
+    code, out = _run(env, "providers", "remove", "nope")
+    assert code == 1
+    assert "no stored provider 'nope'" in out
+    row = tmp_path / "row.yaml"
+    row.write_text(
+        "provider: kie\nname: x\nmodel_type: IMAGE\napi_endpoint: /a\nrequest_schema: {}\n"
+    )
+    code, out = _run(env, "providers", "add", str(row))
+    assert code == 1
+    assert "POST /v1/providers" in out
+
+    code, out = _run(env, "keys", "create", "ops", "--admin")
+    assert code == 0, out
+    assert "Admin API key for client ops" in out
+    code, out = _run(env, "keys", "create", "acme")
+    code, out = _run(env, "keys", "list")
+    cells = [
+        [cell.strip() for cell in line.split("│")] for line in out.splitlines() if "cvk_" in line
+    ]
+    scopes = {row[2]: row[5] for row in cells}
+    assert scopes == {"ops": "admin", "acme": "client"}

@@ -188,6 +188,7 @@ BASE_SPEC: dict[str, Any] = {
             "id": "acme/paint",
             "kind": "image",
             "title": "Paint",
+            "inputs": {"prompt": {"type": "string"}},
             "defaults": {"width": 512},
             "submit": {
                 "method": "POST",

@@ -305,7 +305,12 @@ async def test_file_inputs_become_urls_and_lists_splice(
     provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
 ) -> None:
     url = serve_png(provider)
-    spec = make_spec(model={"submit": {"body": {"prompt": "{{prompt}}", "urls": ["{{image}}"]}}})
+    spec = make_spec(
+        model={
+            "inputs": {"image": {"type": "files"}},
+            "submit": {"body": {"prompt": "{{prompt}}", "urls": ["{{image}}"]}},
+        }
+    )
     provider.on("POST", "/tasks", Reply(json={"id": "t1", "status": "done", "result": [url]}))
     adapter = make_adapter(spec, provider, session, clock)
     images = [FileInput(asset_id="a1"), FileInput(url="https://img.example/2.jpg")]

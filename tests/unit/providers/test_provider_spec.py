@@ -107,10 +107,12 @@ def test_async_models_need_poll_status_and_task_id() -> None:
         del data["models"][0][key]
     del data["models"][0]["submit"]["task_id"]
     del data["models"][0]["cancel"]
-    (error,) = errors_of(data)
-    assert "async models need 'poll'" in error
-    assert "async models need 'status'" in error
-    assert "submit.task_id" in error
+    poll, status, task_id = errors_of(data)
+    # One located line per fault.
+    assert poll.startswith("models[0] acme/paint: ")
+    assert "async models need 'poll'" in poll
+    assert "async models need 'status'" in status
+    assert "submit.task_id" in task_id
 
 
 def test_poll_cannot_use_state_the_submit_step_never_saves() -> None:
@@ -176,3 +178,59 @@ async def test_load_specs_refuses_duplicate_providers(tmp_path: Path) -> None:
 def test_make_spec_helper_builds_a_valid_spec() -> None:
     spec = make_spec()
     assert spec.model("acme/paint").poll is not None
+
+
+def test_a_placeholder_the_model_never_gets_is_named() -> None:
+    lines = errors_of(
+        with_model(
+            submit={"body": {"prompt": "{{prompt}}", "size": "{{size?}}", "w": "{{width}}"}},
+            poll={"query": {"region": "{{region}}"}},
+        )
+    )
+    assert lines == [
+        "models[0] acme/paint: submit uses {{size?}} but the model never gets 'size': declare "
+        "it under inputs or give it a default (the model has: prompt, width)",
+        "models[0] acme/paint: poll uses {{region}} but the model never gets 'region': declare "
+        "it under inputs or give it a default (the model has: prompt, width)",
+    ]
+    # Declared inputs, defaults, built-ins and $each aliases are all given.
+    make_spec(
+        model={
+            "inputs": {"size": {"type": "any"}, "images": {"type": "files"}},
+            "submit": {
+                "headers": {"X-Request": "{{idempotency_key}}", "X-Model": "{{model_id}}"},
+                "body": {
+                    "prompt": "{{prompt}}",
+                    "size": "{{size?}}",
+                    "parts": [{"$each": "images?", "as": "image", "template": "{{image}}"}],
+                },
+            },
+        }
+    )
+
+
+def test_a_callback_section_is_validated() -> None:
+    spec = make_spec(
+        model={
+            "callback": {
+                "url_field": "hooks.done",
+                "also_send": {"events": ["completed"]},
+                "verify": "standard-webhooks",
+                "secret_env": "ACME_WEBHOOK_SECRET",
+                "task_id": ["id", "data.id"],
+            }
+        }
+    )
+    callback = spec.models[0].callback
+    assert callback is not None
+    assert callback.secret_env == ["ACME_WEBHOOK_SECRET"]
+    assert callback.task_id == ["id", "data.id"]
+    lines = errors_of(
+        with_model(callback={"url_field": "hook url", "verify": "kie-hmac", "task_id": "data["})
+    )
+    assert any(line.startswith("models[0] acme/paint: callback.url_field: ") for line in lines)
+    assert any("callback.task_id[0]: bad path 'data['" in line for line in lines)
+    (line,) = errors_of(
+        with_model(callback={"url_field": "hook", "verify": "kie-hmac", "task_id": "id"})
+    )
+    assert "callback.verify 'kie-hmac' needs secret_env" in line

@@ -129,6 +129,12 @@ class HttpModelAdapter:
         return f"<HttpModelAdapter {self.model_id} at {self.base_url}>"
 
     def availability(self) -> Availability:
+        if not self.model.active:
+            return Availability(
+                False,
+                reason=f"{self.model_id} is switched off in its provider spec (active: false)",
+                enable_with=f"active: true in provider '{self.provider}'",
+            )
         auth = self.spec.auth
         if auth.type == "none" or self.api_key or self.simulated:
             return Availability(True)
@@ -203,21 +209,33 @@ class HttpModelAdapter:
 
     async def _variables(self, call: ModelCall) -> dict[str, Any]:
         self._check_inputs(call.inputs)
-        values: dict[str, Any] = dict(self.defaults)
+        given: dict[str, Any] = {}
         for name, value in call.inputs.items():
-            if value is None:
-                continue  # "not given": the default applies
             if isinstance(value, FileInput):
-                values[name] = await call.files.url_for(value)
+                given[name] = await call.files.url_for(value)
             elif isinstance(value, list | tuple) and any(isinstance(v, FileInput) for v in value):
-                values[name] = [
+                given[name] = [
                     await call.files.url_for(v) if isinstance(v, FileInput) else v for v in value
                 ]
             else:
+                given[name] = value
+        return self._template_values(given, call.idempotency_key)
+
+    def _template_values(self, given: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
+        values: dict[str, Any] = dict(self.defaults)
+        for name, value in given.items():
+            if value is not None:  # None is "not given": the default applies
                 values[name] = value
-        values["idempotency_key"] = call.idempotency_key
+        values["idempotency_key"] = idempotency_key
         values["model_id"] = self.model_id
         return values
+
+    def prepare_submit(self, inputs: Mapping[str, Any], *, idempotency_key: str) -> PreparedRequest:
+        """The submit request ``run`` would send for ``inputs`` (files given as URLs), built
+        by the same code, key included; nothing is sent (the dry run masks the key)."""
+        self._check_inputs(inputs)
+        values = self._template_values(inputs, idempotency_key)
+        return self._prepare(self.model.submit, values, "submit")
 
     def _check_inputs(self, inputs: Mapping[str, Any]) -> None:
         faults: list[str] = []
@@ -443,6 +461,12 @@ class HttpModelAdapter:
             text = f"{self.spec.title}: task {task_id} was cancelled at the provider"
         else:
             text = f"{self.spec.title}: {self.model_id} failed: {said or 'no reason given'}"
+            for path in self.model.error_code:
+                code = parse_path(path).get(data)
+                if has_value(code) and not isinstance(code, dict | list):
+                    # Kie's failCode: what a person reports to the provider's support.
+                    text += f" ({path.rsplit('.', 1)[-1]} {code})"
+                    break
         return PermanentProviderError(text, provider=self.provider, code="PROVIDER_TASK_FAILED")
 
     async def _cancel_at_provider(self, variables: Mapping[str, Any]) -> None:
@@ -508,6 +532,8 @@ def _matches(spec: InputSpec, value: Any) -> bool:
         )
     if kind == "object":
         return isinstance(value, dict)
+    if kind == "any":
+        return True
     return isinstance(value, list | tuple)
 
 
