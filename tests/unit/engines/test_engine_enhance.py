@@ -93,3 +93,17 @@ def test_the_engine_entry_point_returns_a_png_and_its_report() -> None:
     assert Image.open(io.BytesIO(file.data)).mode == "RGBA"
     assert result.data["levels"]["gain"] == MAX_GAIN
     assert result.data["sharpened"] is True
+
+
+def test_only_lightness_moves_so_a_red_product_stays_the_same_red() -> None:
+    # A flat red mug with a darker shadow side: the stretch must not saturate the red.
+    rgb = np.full((80, 80, 3), (200, 30, 30), dtype=np.uint8)
+    rgb[:, :30] = (150, 20, 20)
+    source = Image.fromarray(rgb, "RGB")
+    data, report = enhance_image(encode(source), sharpen=False, max_pixels=LIMIT)
+    assert report["levels"]["applied"] is True
+    before, after = rgb.astype(int), decode(data).astype(int)
+    # The channel differences (hue, saturation) are the same; lightness alone changed.
+    assert np.abs((after[..., 0] - after[..., 1]) - (before[..., 0] - before[..., 1])).max() <= 1
+    assert np.abs((after[..., 1] - after[..., 2]) - (before[..., 1] - before[..., 2])).max() <= 1
+    assert not np.array_equal(after, before)

@@ -5,10 +5,11 @@ safe on any product, made on the cut-out before it is placed on white:
 
 1. **Levels.** The luminance of the product's pixels (alpha ≥ 128: the removed backdrop
    does not count) is measured, and its 0.5th and 99.5th percentiles are stretched to 0 and
-   255. The same gain and offset go to R, G and B, so hues stay put. The gain is capped at
-   ``MAX_GAIN`` (a murky photo is lifted, not blown into noise; a capped stretch widens the
-   range about its middle), and a product whose range already spans ``FULL_RANGE`` of the
-   scale is left alone.
+   255. Each pixel's change of luminance is added to R, G and B alike, so the differences
+   between the channels (hue and saturation) stay put and only lightness moves: a flat red
+   product is not pushed to pure red. The gain is capped at ``MAX_GAIN`` (a murky photo is
+   lifted, not blown into noise; a capped stretch widens the range about its middle), and a
+   product whose range already spans ``FULL_RANGE`` of the scale is left alone.
 2. **Sharpening.** An unsharp mask (radius 1.5 px, 60 %, threshold 3) in premultiplied
    alpha, so the hidden colour of transparent pixels never halos into the product's edge.
 
@@ -90,7 +91,9 @@ def enhance_image(
     alpha = pixels[..., 3] if picture.mode == "RGBA" else None
     levels = measure_levels(rgb, alpha)
     if levels.applied:
-        stretched = np.clip(rgb.astype(np.float32) * levels.gain + levels.offset, 0, 255)
+        luma = rgb.astype(np.float32) @ _LUMA
+        lift = luma * (levels.gain - 1) + levels.offset
+        stretched = np.clip(rgb.astype(np.float32) + lift[..., None], 0, 255)
         channels = [np.rint(stretched).astype(np.uint8)]
         if alpha is not None:
             channels.append(alpha[..., None])
