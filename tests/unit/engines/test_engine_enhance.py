@@ -35,7 +35,7 @@ def murky_cutout() -> Image.Image:
     return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
 
 
-def luma(rgb: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+def luma_of(rgb: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return rgb[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114])
 
 
@@ -47,8 +47,8 @@ def test_a_dull_product_is_stretched_and_keeps_its_hue_and_alpha() -> None:
 
     assert report["levels"]["applied"] is True
     product = before[..., 3] == 255
-    spread_before = np.ptp(luma(before)[product])
-    spread_after = np.ptp(luma(after)[product])
+    spread_before = np.ptp(luma_of(before)[product])
+    spread_after = np.ptp(luma_of(after)[product])
     # Capped at MAX_GAIN: wider by that factor (within rounding), not blown to 0–255.
     assert abs(spread_after / spread_before - MAX_GAIN) < 0.05
     assert np.array_equal(after[..., 3], before[..., 3])
@@ -64,11 +64,12 @@ def test_the_backdrop_does_not_count_when_measuring() -> None:
     source = np.asarray(murky_cutout()).copy()
     source[:10, :, :3] = 0
     source[-10:, :, :3] = 255
-    levels = measure_levels(source[..., :3], source[..., 3])
+    luma = np.rint(luma_of(source)).astype(np.uint8)
+    levels = measure_levels(luma, source[..., 3])
     assert levels.applied
     assert 74 <= levels.low <= 77
     assert 123 <= levels.high <= 127
-    whole = measure_levels(source[..., :3], None)
+    whole = measure_levels(luma, None)
     assert not whole.applied
 
 

@@ -385,7 +385,10 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
                 f"{enhance.MAX_GAIN:g}×), then sharpens gently in premultiplied alpha. Alpha is "
                 "kept; PNG out. The `enhance` of recipe product-photo."
             ),
-            pros=("never changes the product's hue or its cut-out edge", "~0.1 s per photo"),
+            pros=(
+                "never changes the product's hue or its cut-out edge",
+                "~0.3 s for a 1000×1000 cut-out",
+            ),
             cons=("no white balance or relighting", "cannot recover blown highlights"),
             tags=("enhance", "ecommerce", "offline"),
             inputs=(

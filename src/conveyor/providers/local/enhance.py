@@ -40,8 +40,6 @@ PRODUCT_ALPHA = 128
 # Fewer product pixels than this say nothing reliable about its levels.
 MIN_PRODUCT_PIXELS = 64
 UNSHARP = ImageFilter.UnsharpMask(radius=1.5, percent=60, threshold=3)
-# ITU-R BT.601 luma weights, as Pillow's own "L" conversion uses.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +58,24 @@ class Levels:
             "applied": self.applied,
         }
 
+    def lift(self) -> np.ndarray[Any, Any]:
+        """What to add to R, G and B of a pixel, by its luminance (a 256-entry table)."""
+        levels = np.arange(256, dtype=np.float32)
+        table: np.ndarray[Any, Any] = np.rint(levels * (self.gain - 1) + self.offset)
+        return table.astype(np.int16)
 
-def measure_levels(rgb: np.ndarray[Any, Any], alpha: np.ndarray[Any, Any] | None) -> Levels:
-    """The stretch for these pixels: ``value * gain + offset`` (see the module docstring)."""
-    luma = rgb.reshape(-1, 3).astype(np.float32) @ _LUMA
-    if alpha is not None:
-        luma = luma[alpha.reshape(-1) >= PRODUCT_ALPHA]
-    if luma.size < MIN_PRODUCT_PIXELS:
+
+def measure_levels(luma: np.ndarray[Any, Any], alpha: np.ndarray[Any, Any] | None) -> Levels:
+    """The stretch for these 8-bit luminances: ``value * gain + offset`` (module docstring)."""
+    product = luma if alpha is None else luma[alpha >= PRODUCT_ALPHA]
+    counts = np.bincount(product.reshape(-1), minlength=256)
+    total = int(counts.sum())
+    if total < MIN_PRODUCT_PIXELS:
         return Levels(0.0, 255.0, 1.0, 0.0, False)
-    low, high = (float(v) for v in np.percentile(luma, [LOW_PERCENTILE, HIGH_PERCENTILE]))
+    # Percentiles from the histogram: exact to the level, and one pass over the pixels.
+    cumulative = np.cumsum(counts)
+    low = float(np.searchsorted(cumulative, total * LOW_PERCENTILE / 100, side="right"))
+    high = float(np.searchsorted(cumulative, total * HIGH_PERCENTILE / 100, side="left"))
     spread = high - low
     if spread >= FULL_RANGE * 255 or spread < 1.0:
         return Levels(low, high, 1.0, 0.0, False)
@@ -87,14 +94,13 @@ def enhance_image(
     decoded = decode_image(data, max_pixels=max_pixels)
     picture = decoded.image
     pixels = np.asarray(picture)
-    rgb = pixels[..., :3]
     alpha = pixels[..., 3] if picture.mode == "RGBA" else None
-    levels = measure_levels(rgb, alpha)
+    # Pillow's "L" is ITU-R BT.601 luma, computed in C.
+    luma = np.asarray(picture.convert("RGB").convert("L"))
+    levels = measure_levels(luma, alpha)
     if levels.applied:
-        luma = rgb.astype(np.float32) @ _LUMA
-        lift = luma * (levels.gain - 1) + levels.offset
-        stretched = np.clip(rgb.astype(np.float32) + lift[..., None], 0, 255)
-        channels = [np.rint(stretched).astype(np.uint8)]
+        lifted = pixels[..., :3].astype(np.int16) + levels.lift()[luma][..., None]
+        channels = [np.clip(lifted, 0, 255).astype(np.uint8)]
         if alpha is not None:
             channels.append(alpha[..., None])
         picture = Image.fromarray(np.concatenate(channels, axis=2), picture.mode)
