@@ -103,6 +103,35 @@ class Settings(BaseSettings):
     # per window (0 turns the replay guard off). See docs/compat-descriptions.md.
     descriptions_replay_window: float = Field(600.0, ge=0)
 
+    # Product photos (recipe ``product-photo``, seed 004 API). Analysis: the first model that
+    # answers. Background: the model a request names (else ``product_background_model``),
+    # then on failure the fallbacks after it, in order.
+    product_analysis_models: list[str] = Field(
+        default_factory=lambda: ["openai/vision", "local/analyze"], min_length=1
+    )
+    product_background_model: str = Field("fal/flux-kontext-lora-v2", min_length=1)
+    product_background_fallbacks: list[str] = Field(
+        default_factory=lambda: [
+            "fal/birefnet",
+            "replicate/remove-background",
+            "local/u2netp",
+            "local/grabcut",
+        ]
+    )
+    # Seed-004 API: X-Forwarded-For names the client only when the connection comes from one
+    # of these proxies (addresses or networks, e.g. "10.0.0.5", "172.18.0.0/16").
+    photos_trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("photos_trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an IP address or network: {entry!r}") from exc
+        return [entry.strip() for entry in value]
+
     @field_validator("descriptions_clients")
     @classmethod
     def _usable_client_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:

@@ -1,4 +1,10 @@
-"""``image-finish``: put each image on a clean background at a fixed size (local, offline)."""
+"""``image-finish``: put each image on a clean background at a fixed size (local, offline).
+
+A pure finisher: it places the picture it is given, backdrop and all, and never cuts it out.
+A cut-out (a background model's RGBA PNG) comes out as the product alone on white; a photo
+keeps its backdrop inside the canvas. The one-step answer for a product photo is the
+``product-photo`` recipe (cut-out, then this same finish).
+"""
 
 from __future__ import annotations
 
@@ -38,8 +44,10 @@ class ImageFinishRecipe(Recipe):
     name = "image-finish"
     title = "Image finishing"
     description = (
-        "Fits each image onto a background at a fixed size or a marketplace preset and converts "
-        "it (PNG/JPEG/WebP). Runs offline with Pillow."
+        "Fits each image, as it is, onto a background at a fixed size or a marketplace preset "
+        "and converts it (PNG/JPEG/WebP); offline. It does not remove the photo's own "
+        "backdrop: give it a cut-out, or use the `product-photo` recipe to cut the product "
+        "out and put it on white in one step."
     )
     item_model = FinishItem
     options_model = FinishOptions

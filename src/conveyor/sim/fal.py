@@ -8,7 +8,10 @@ request_id, response_url, status_url, cancel_url, queue_position}``; the three U
 ``queue_position``) or ``IN_PROGRESS``, then 200 with ``COMPLETED`` (plus ``error`` and
 ``error_type`` when the run failed or was cancelled). ``GET .../requests/{id}`` gives the
 model's output — ``{images: [{url, content_type, width, height}], ...}``, birefnet's ``{image:
-{...}}``, ``{video: {...}}`` or ``{audio: {...}}`` — or 400 while still running. ``PUT
+{...}}``, ``{video: {...}}`` or ``{audio: {...}}`` — or 400 while still running. The
+background models (``fal-ai/birefnet``, ``fal-ai/flux-kontext-lora``, which seed 004 uses to
+put a product on a clean background) return an RGBA cut-out PNG of the request's
+``image_url`` when it came inline (``images.cut_out``), in their own answer shapes. ``PUT
 .../requests/{id}/cancel`` answers 202 ``CANCELLATION_REQUESTED``, 400 ``ALREADY_COMPLETED`` or
 404 ``NOT_FOUND``. Running out of balance is a 403 ("User is locked"), as on fal.
 """
@@ -28,7 +31,7 @@ from conveyor.sim.gate import (
     idempotency_key,
     read_json_object,
 )
-from conveyor.sim.media import plan_outputs, prompt_of
+from conveyor.sim.media import as_cutouts, media_kind_for, plan_outputs, prompt_of
 from conveyor.sim.state import SIM_STATE, Phase, SimState, SimTask
 
 PROTOCOL = "fal"
@@ -38,6 +41,8 @@ _NO_BALANCE = NoBalanceAnswer(
     403, "User is locked. Reason: Exhausted balance. Top up your balance.", "insufficient_balance"
 )
 _STATUS_WORDS = {Phase.QUEUED: "IN_QUEUE", Phase.RUNNING: "IN_PROGRESS"}
+# Apps whose images are the request's product on a new background: cut-outs here.
+_BACKGROUND_APPS = frozenset({"fal-ai/flux-kontext-lora"})
 
 
 def add_routes(app: web.Application) -> None:
@@ -84,6 +89,8 @@ async def submit(request: web.Request) -> web.Response:
         owner_id=request_id,
         count=body.get("num_images", 1),
     )
+    if app_id in _BACKGROUND_APPS or media_kind_for(model) == "cutout":
+        outputs = as_cutouts(outputs, body.get("image_url"), state.config.max_image_side)
     task = state.submit(
         PROTOCOL,
         model,
@@ -185,12 +192,12 @@ async def cancel_request(request: web.Request) -> web.Response:
 async def _output(request: web.Request, state: SimState, task: SimTask) -> dict[str, Any]:
     behaviour = state.behaviour(PROTOCOL, task.model)
     files: list[dict[str, Any]] = []
-    kind = "image"
+    # The answer's shape is the app's (FLUX answers ``images`` even when they are cut-outs).
+    kind = media_kind_for(task.model)
     for file_id in task.file_ids:
         spec = state.file(file_id)
         if spec is None:
             continue
-        kind = spec.kind
         entry: dict[str, Any] = {
             "url": await file_reference(request, state, file_id, behaviour.encoding),
             "content_type": spec.mime_type,

@@ -2,7 +2,8 @@
 
 A task's outputs are ``MediaSpec`` values fixed at submission: what kind of file (an image,
 a transparent cutout, an animation standing in for video, or speech audio), its size and
-format, and the seed text its content is drawn from. Bytes are drawn only when someone asks
+format, and the seed text its content is drawn from (a cut-out of a photo the request sent
+inline is made from that photo instead: ``images.cut_out``). Bytes are drawn only when someone asks
 (a download, or a ``data:``/base64 answer), off the event loop, with a small cache because a
 client polling a base64 result asks for the same bytes repeatedly. ``encode`` turns bytes
 into the three shapes providers use for files: a URL, a ``data:`` URL, or bare base64.
@@ -12,15 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
 from conveyor.sim.audio import synthesize_pcm, wav_bytes
 from conveyor.sim.config import Encoding, SimConfig
-from conveyor.sim.images import ImageFormat, draw_animation, draw_image
+from conveyor.sim.images import (
+    ImageFormat,
+    cut_out,
+    draw_animation,
+    draw_image,
+    inline_image,
+    source_size,
+)
 
 MediaKind = Literal["image", "cutout", "animation", "audio"]
 
@@ -54,6 +64,8 @@ class MediaSpec:
     image_format: ImageFormat = "png"
     spoken_text: str = ""
     max_seconds: float = 10.0
+    # For a cut-out: the photo the request sent inline, whose subject it is (``images.cut_out``).
+    source: bytes = dataclasses.field(default=b"", repr=False)
 
     @property
     def mime_type(self) -> str:
@@ -181,9 +193,27 @@ def plan_outputs(
     ]
 
 
+def as_cutouts(outputs: Sequence[MediaSpec], image: Any, max_side: int) -> list[MediaSpec]:
+    """``outputs`` as cut-outs of the request's ``image`` when it came inline, at its own
+    size; else drawn ones."""
+    source = inline_image(image)
+    size = source_size(source, max_side) if source is not None else None
+    if source is None or size is None:
+        return [dataclasses.replace(spec, kind="cutout") for spec in outputs]
+    width, height = size
+    return [
+        dataclasses.replace(spec, kind="cutout", width=width, height=height, source=source)
+        for spec in outputs
+    ]
+
+
 @lru_cache(maxsize=64)
 def render(spec: MediaSpec) -> bytes:
     """The file's bytes (deterministic for a given spec)."""
+    if spec.kind == "cutout" and spec.source:
+        # A header that decoded over a body that does not: the cut-out is drawn instead.
+        with contextlib.suppress(OSError, ValueError, SyntaxError):
+            return cut_out(spec.source, spec.width, spec.height)
     if spec.kind == "audio":
         return wav_bytes(synthesize_pcm(spec.spoken_text, max_seconds=spec.max_seconds))
     if spec.kind == "animation":

@@ -9,7 +9,9 @@ call until the prediction ends or N seconds pass, then answers it as it stands. 
 /v1/predictions/{id}`` polls; ``POST /v1/predictions/{id}/cancel`` cancels (a finished
 prediction is returned unchanged). Statuses: ``starting, processing, succeeded, failed,
 canceled``; ``output`` is a list of file URLs or one string per ``replicate_output``; errors
-are problem details ``{title, detail, status}``.
+are problem details ``{title, detail, status}``. Background-removal models (``…/remove-background``,
+``…/rembg``) return an RGBA cut-out PNG of the input ``image`` when it came inline
+(``images.cut_out``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from conveyor.sim.gate import (
     invalid,
     read_json_object,
 )
-from conveyor.sim.media import plan_outputs
+from conveyor.sim.media import as_cutouts, media_kind_for, plan_outputs
 from conveyor.sim.state import SIM_STATE, Phase, SimState, SimTask
 
 PROTOCOL = "replicate"
@@ -128,12 +130,15 @@ async def _create(
         raise invalid(PROTOCOL, "input is required and must be an object")
     task_id = state.token(26)
     count = inputs.get("num_outputs", inputs.get("num_images", 1))
+    outputs = plan_outputs(state.config, model, inputs, owner_id=task_id, count=count)
+    if media_kind_for(model) == "cutout":
+        outputs = as_cutouts(outputs, inputs.get("image"), state.config.max_image_side)
     task = state.submit(
         PROTOCOL,
         model,
         inputs,
         task_id=task_id,
-        outputs=plan_outputs(state.config, model, inputs, owner_id=task_id, count=count),
+        outputs=outputs,
         idempotency_key=idempotency_key(request),
         extra={"version": version},
     )

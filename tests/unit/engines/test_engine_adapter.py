@@ -40,6 +40,7 @@ MODEL_IDS = {
     "local/analyze": "vision",
     "local/ocr": "vision",
     "local/apertium": "translate",
+    "local/enhance": "image",
 }
 OPTIONS = EngineOptions()
 

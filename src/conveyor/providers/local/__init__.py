@@ -7,7 +7,7 @@ a ``probe()``. ``catalogue`` describes the models as data; ``adapter`` wraps eac
 what is not available offline.
 
 Models: ``local/tts``, ``local/u2netp``, ``local/grabcut``, ``local/finish``,
-``local/analyze``, ``local/ocr``, ``local/apertium``.
+``local/analyze``, ``local/ocr``, ``local/apertium``, ``local/enhance``.
 """
 
 from __future__ import annotations
