@@ -31,6 +31,7 @@ from conveyor.core.db import Database
 from conveyor.core.notify import PostgresListener, Signal
 from conveyor.execution.cancellation import CancellationWatch
 from conveyor.execution.engine import EngineDeps
+from conveyor.execution.polling import PollScheduler
 from conveyor.execution.tasks import register_execution_tasks
 from conveyor.execution.webhooks import WebhookSender
 from conveyor.jobs.events import EVENTS_CHANNEL, EventBus
@@ -88,7 +89,7 @@ class Runtime:
     simulator: RunningSimulator | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def engine_deps(self) -> EngineDeps:
+    def engine_deps(self, polls: PollScheduler | None = None) -> EngineDeps:
         return EngineDeps(
             db=self.db,
             clock=self.clock,
@@ -100,6 +101,7 @@ class Runtime:
             watch=self.watch,
             max_input_bytes=self.settings.fetch_max_bytes,
             asset_links=self.asset_links,
+            polls=polls,
         )
 
     def worker_config(self) -> WorkerConfig:
@@ -119,9 +121,15 @@ class Runtime:
         """Run a worker in this process (embedded in ``serve``, or ``conveyor worker``)."""
         _tune_garbage_collector()
         registry = TaskRegistry()
+        self.worker = worker = Worker(
+            self.db, self.queue, registry, self.worker_config(), wakeup=self.wakeup
+        )
+        polls = PollScheduler(
+            self.clock, self.watch, resume=worker.resume, is_parked=worker.is_parked
+        )
         register_execution_tasks(
             registry,
-            self.engine_deps(),
+            self.engine_deps(polls),
             WebhookSender(
                 self.db,
                 self.clock,
@@ -132,10 +140,8 @@ class Runtime:
             ),
             item_timeout=self.settings.item_timeout,
         )
-        self.worker = Worker(
-            self.db, self.queue, registry, self.worker_config(), wakeup=self.wakeup
-        )
-        self._spawn(self.worker.run(), "worker")
+        self._spawn(worker.run(), "worker")
+        self._spawn(polls.run(), "poll-scheduler")
         self._spawn(self.watch.run(), "cancellation-watch")
         sweeper = RetentionSweeper(
             self.db, self.queue, self.assets, self.clock, days=self.settings.retention_days

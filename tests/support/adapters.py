@@ -5,6 +5,7 @@ tested against the simulator instead."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,9 @@ from conveyor.providers.base import (
     Checkpoint,
     ModelCall,
     ModelOutput,
+    PollResult,
     ProviderState,
+    TaskWait,
 )
 from conveyor.providers.errors import (
     PermanentProviderError,
@@ -115,3 +118,76 @@ class PollingModel:
             await asyncio.sleep(self.poll_interval)
         stored = await call.files.store(b"\x89PNG\r\n\x1a\n" + task_id.encode())
         return ModelOutput(files=[stored])
+
+
+@dataclass
+class PollableFake:
+    """A remote model the engine may park on (``PollableAdapter``): submit, then one poll at
+    a time until the test puts the task id in ``finish`` (or ``fail``)."""
+
+    model_id: str = "test/pollable"
+    kind: str = "image"
+    pause: float = 0.01
+    max_wait: float = 3600.0
+    submitted: list[str] = field(default_factory=list)
+    polls: Counter[str] = field(default_factory=Counter)
+    cancelled: list[str] = field(default_factory=list)
+    finish: set[str] = field(default_factory=set)
+    fail: dict[str, Exception] = field(default_factory=dict)
+    waiting: int = 0
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def catalogue_entry(self) -> dict[str, Any]:
+        return _entry(self)
+
+    async def run(
+        self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
+    ) -> ModelOutput:
+        begun = await self.begin(call, resume=resume, checkpoint=checkpoint)
+        assert isinstance(begun, TaskWait)
+        try:
+            while True:
+                await asyncio.sleep(begun.pause)
+                polled = await self.poll(begun)
+                if polled.final:
+                    if polled.error is not None:
+                        raise polled.error
+                    return await self.collect(call, begun.state, polled.answer)
+        finally:
+            self.wait_ended(begun)
+
+    async def begin(
+        self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
+    ) -> ModelOutput | TaskWait:
+        if resume is None:
+            task_id = f"task-{len(self.submitted) + 1}"
+            self.submitted.append(task_id)
+            resume = ProviderState(task_id)
+            await checkpoint(resume)
+        self.waiting += 1
+        return TaskWait(resume, pause=self.pause, deadline=time.monotonic() + self.max_wait)
+
+    async def poll(self, wait: TaskWait) -> PollResult:
+        task_id = wait.state.external_task_id
+        self.polls[task_id] += 1
+        if task_id in self.fail:
+            return PollResult(final=True, error=self.fail[task_id])
+        if task_id in self.finish:
+            return PollResult(final=True, answer=task_id)
+        wait.pause = self.pause
+        return PollResult(final=False)
+
+    async def collect(self, call: ModelCall, state: ProviderState, answer: Any) -> ModelOutput:
+        stored = await call.files.store(b"\x89PNG\r\n\x1a\n" + str(answer).encode())
+        return ModelOutput(files=[stored])
+
+    async def cancel(self, wait: TaskWait) -> None:
+        self.cancelled.append(wait.state.external_task_id)
+
+    def timed_out(self, wait: TaskWait) -> Exception:
+        return PermanentProviderError(f"task {wait.state.external_task_id} took too long")
+
+    def wait_ended(self, wait: TaskWait) -> None:
+        self.waiting -= 1

@@ -10,6 +10,7 @@ from conveyor.core.clock import Clock
 from conveyor.core.db import Database
 from conveyor.execution.cancellation import CancellationWatch
 from conveyor.execution.files import Downloader
+from conveyor.execution.polling import PollScheduler
 from conveyor.jobs.items import ItemService
 from conveyor.providers.registry import ModelRegistry
 from conveyor.recipes.base import RecipeRegistry
@@ -28,3 +29,5 @@ class EngineDeps:
     max_input_bytes: int = 25 * 1024 * 1024
     # How remote providers reach stored inputs when storage can't presign (public_url set).
     asset_links: AssetLinks | None = None
+    # Where items wait on pollable providers; None: they poll in their own coroutines.
+    polls: PollScheduler | None = None

@@ -28,7 +28,8 @@ from conveyor.errors import ConveyorError
 from conveyor.execution.engine import EngineDeps
 from conveyor.execution.files import ItemFiles
 from conveyor.execution.metrics import ITEMS_FINISHED
-from conveyor.execution.steps import ItemCancelled, ItemExecution
+from conveyor.execution.polling import StepNews, Waiting
+from conveyor.execution.steps import ItemCancelled, ItemExecution, StepParked
 from conveyor.jobs.models import (
     ITEM_CANCELLED,
     ITEM_COMPLETED,
@@ -39,7 +40,7 @@ from conveyor.jobs.models import (
     JobRow,
     StepRunRow,
 )
-from conveyor.queue import Task, TaskContext
+from conveyor.queue import Task, TaskContext, TaskParked
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +134,19 @@ class ItemHandler:
             files,
             stages=recipe.stages if len(recipe.stages) > 1 else (),
             started=item.status != ITEM_PENDING,
+            can_park=deps.polls is not None,
+            news=ctx.note if isinstance(ctx.note, StepNews) else None,
         )
         deps.watch.track(job.id)
+        parked = False
         try:
             output = await recipe.run(run)
+        except StepParked as step:
+            assert deps.polls is not None
+            # The item waits in the scheduler (which now watches the job for cancels).
+            deps.polls.park(Waiting(ctx.task.id, job.id, step.step_run_id, step.adapter, step.wait))
+            parked = True
+            raise TaskParked() from None
         except Exception as exc:
             ended = item_outcome(exc)
             if ended is None:
@@ -145,7 +155,8 @@ class ItemHandler:
         else:
             await self._finish(ctx, job, item, ItemOutcome(ITEM_COMPLETED), run, output)
         finally:
-            deps.watch.untrack(job.id)
+            if not parked:
+                deps.watch.untrack(job.id)
 
     async def _finish(
         self,

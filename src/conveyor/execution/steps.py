@@ -8,7 +8,15 @@ poll, and its result stored with the files it produced, in one transaction.
 Errors decide by ``retryable`` (``conveyor.errors``): a permanent failure moves the step down
 its chain, a retryable one too but is remembered; when no model is left the step fails for
 good (``ItemFailed``) unless a retryable failure was seen (``TemporaryFailure``: the queue
-runs the item again later, and finished steps are not paid for twice).
+runs the item again later, and finished steps are not paid for twice). A retryable failure
+of a task the provider already accepted (polls failing, the result not downloadable yet)
+leaves the step running with its task id, so the next run polls that task again instead of
+paying for a second one.
+
+While a pollable provider works on a step's task, the item *parks* (``StepParked``; see
+``execution.polling``) when that step is the only one the item is running: the scheduler
+polls, then runs the item again with the news (``ItemExecution.news``), and this step
+collects the result. Steps running side by side poll in their own coroutines instead.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from conveyor.errors import ConveyorError, ItemFailed, TemporaryFailure
 from conveyor.execution.engine import EngineDeps
 from conveyor.execution.files import ItemFiles, fresh_assets
 from conveyor.execution.metrics import STEP_SECONDS
+from conveyor.execution.polling import StepNews
 from conveyor.jobs.models import (
     JOB_PENDING,
     STEP_CANCELLED,
@@ -37,12 +46,34 @@ from conveyor.jobs.models import (
     JobRow,
     StepRunRow,
 )
-from conveyor.providers.base import ModelCall, ModelOutput, ProviderState, StoredFile
+from conveyor.providers.base import (
+    ModelAdapter,
+    ModelCall,
+    ModelOutput,
+    PollableAdapter,
+    ProviderState,
+    StoredFile,
+    TaskWait,
+)
 from conveyor.providers.errors import ProviderCancelled
 
 
 class ItemCancelled(Exception):
     """The job was cancelled while the item ran."""
+
+
+class StepParked(Exception):
+    """The step's task is with a provider: the item waits in the poll scheduler."""
+
+    def __init__(self, step_run_id: str, adapter: PollableAdapter, wait: TaskWait) -> None:
+        super().__init__(step_run_id)
+        self.step_run_id = step_run_id
+        self.adapter = adapter
+        self.wait = wait
+
+
+def _pollable(adapter: ModelAdapter | None) -> PollableAdapter | None:
+    return adapter if hasattr(adapter, "begin") else None  # type: ignore[return-value]
 
 
 def _step_output(output: ModelOutput) -> dict[str, Any]:
@@ -83,6 +114,12 @@ class ItemExecution:
     provenance: dict[str, Any] = field(default_factory=dict)
     last_model: str | None = None
     started: bool = False
+    # Parking is allowed (a worker with a poll scheduler runs this item), and what the
+    # scheduler found for the step that parked when this run was resumed.
+    can_park: bool = False
+    news: StepNews | None = None
+    _active_steps: int = 0
+    _submitted: set[str] = field(default_factory=set)
 
     @property
     def item_id(self) -> str:
@@ -145,6 +182,13 @@ class ItemExecution:
         return await self.files.store_input(url, accept=("image/*",) if images_only else None)
 
     async def step(self, name: str, models: Sequence[str], inputs: dict[str, Any]) -> ModelOutput:
+        self._active_steps += 1
+        try:
+            return await self._step(name, models, inputs)
+        finally:
+            self._active_steps -= 1
+
+    async def _step(self, name: str, models: Sequence[str], inputs: dict[str, Any]) -> ModelOutput:
         for row in reversed(self.prior):
             if row.step == name and row.status == STEP_SUCCEEDED and row.output is not None:
                 output = _model_output(row.output)
@@ -214,6 +258,7 @@ class ItemExecution:
         db = self.deps.db
 
         async def checkpoint(state: ProviderState) -> None:
+            self._submitted.add(row_id)
             async with db.write() as conn:
                 await self._start(conn)
                 await self.deps.items.save_step_run(
@@ -239,21 +284,36 @@ class ItemExecution:
             if resume_row and resume_row.external_task_id
             else None
         )
+        adapter = self.deps.models.get(model_id)
+        assert adapter is not None
         timer = time.perf_counter()
         outcome = "failed"
+        submitted = resume is not None
         try:
-            output = await self.deps.models.get(model_id).run(  # type: ignore[union-attr]
-                call, resume=resume, checkpoint=checkpoint
-            )
+            pollable = _pollable(adapter) if self.can_park and self._active_steps == 1 else None
+            if pollable is not None:
+                output = await self._call_parking(pollable, call, row_id, resume, checkpoint)
+            else:
+                output = await adapter.run(call, resume=resume, checkpoint=checkpoint)
             outcome = "succeeded"
+        except StepParked:
+            outcome = "parked"
+            raise
         except ProviderCancelled as exc:
             await self._save(base, STEP_CANCELLED, error=exc.message)
             raise ItemCancelled() from exc
+        except ItemCancelled:
+            await self._save(base, STEP_CANCELLED, error="the job was cancelled")
+            raise
         except ConveyorError as exc:
+            if exc.retryable and (submitted or self._checkpointed(row_id)):
+                # The provider has the task: the next run polls it, never pays again.
+                raise
             await self._save(base, STEP_FAILED, error=exc.message, retryable=exc.retryable)
             raise
         finally:
-            STEP_SECONDS.labels(model_id, outcome).observe(time.perf_counter() - timer)
+            if outcome != "parked":
+                STEP_SECONDS.labels(model_id, outcome).observe(time.perf_counter() - timer)
         output.model_id = model_id
         self.cost += output.cost or 0.0
         await self._save(
@@ -264,6 +324,30 @@ class ItemExecution:
             files=output.files,
         )
         return output
+
+    def _checkpointed(self, row_id: str) -> bool:
+        return row_id in self._submitted
+
+    async def _call_parking(
+        self,
+        adapter: PollableAdapter,
+        call: ModelCall,
+        row_id: str,
+        resume: ProviderState | None,
+        checkpoint: Any,
+    ) -> ModelOutput:
+        news = self.news if self.news is not None and self.news.step_run_id == row_id else None
+        if resume is not None and news is not None:
+            self.news = None
+            if news.result is None:
+                raise ItemCancelled()
+            if news.result.error is not None:
+                raise news.result.error
+            return await adapter.collect(call, resume, news.result.answer)
+        begun = await adapter.begin(call, resume=resume, checkpoint=checkpoint)
+        if isinstance(begun, ModelOutput):
+            return begun
+        raise StepParked(row_id, adapter, begun)
 
     async def _save(
         self,

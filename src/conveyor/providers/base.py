@@ -5,6 +5,11 @@ task, hand its id to ``checkpoint`` (the caller commits it before any poll, so a
 step polls instead of submitting again) and poll until the provider is done. Local adapters
 run an engine in the worker's process pool. Neither knows about jobs or the database: files
 come and go through ``AssetIO``, CPU work through ``CpuRunner``.
+
+A remote adapter may also be *pollable* (``PollableAdapter``): it hands the caller a
+``TaskWait`` after the submit instead of polling itself, and answers one poll at a time.
+The engine then keeps thousands of waiting tasks as small records in one scheduler, not as
+thousands of suspended coroutine chains.
 """
 
 from __future__ import annotations
@@ -101,6 +106,27 @@ class Availability:
 Checkpoint = Callable[[ProviderState], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class TaskWait:
+    """A submitted task a caller waits on. ``pause`` is how long to wait before the next
+    poll (the adapter updates it after each), ``deadline`` the ``monotonic()`` time after
+    which the task is given up; ``handle`` is the adapter's own (what a poll needs)."""
+
+    state: ProviderState
+    pause: float
+    deadline: float
+    handle: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """One poll: not final yet, or final with the answer to ``collect`` or the error."""
+
+    final: bool
+    answer: Any = None
+    error: Exception | None = None
+
+
 class ModelAdapter(Protocol):
     model_id: str
     kind: ModelKind
@@ -120,4 +146,35 @@ class ModelAdapter(Protocol):
         ``resume`` is the state saved by an earlier attempt: poll it, never submit again.
         Raise ``RetryableProviderError`` / ``PermanentProviderError`` / ``ProviderCancelled``.
         """
+        ...
+
+
+class PollableAdapter(ModelAdapter, Protocol):
+    """A remote model whose waiting can be driven from outside, one poll at a time."""
+
+    async def begin(
+        self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
+    ) -> ModelOutput | TaskWait:
+        """Submit (or, with ``resume``, pick up a submitted task): the output if the answer
+        is already final, else what to wait on."""
+        ...
+
+    async def poll(self, wait: TaskWait) -> PollResult:
+        """Ask once; sets ``wait.pause`` for the next time when not final."""
+        ...
+
+    async def collect(self, call: ModelCall, state: ProviderState, answer: Any) -> ModelOutput:
+        """Fetch and store the result of a final ``PollResult`` of the task ``state``."""
+        ...
+
+    def timed_out(self, wait: TaskWait) -> Exception:
+        """The error for a task given up at its ``deadline``."""
+        ...
+
+    async def cancel(self, wait: TaskWait) -> None:
+        """Best effort: tell the provider to stop (the job was cancelled, or timed out)."""
+        ...
+
+    def wait_ended(self, wait: TaskWait) -> None:
+        """The caller stops waiting on ``wait`` (finished, failed or dropped)."""
         ...

@@ -309,11 +309,18 @@ class ProviderLimits:
     @asynccontextmanager
     async def task(self) -> AsyncIterator[None]:
         """Count a submitted-but-unfinished task (shown in health, never limited)."""
-        self._active_tasks += 1
+        self.task_started()
         try:
             yield
         finally:
-            self._active_tasks -= 1
+            self.task_ended()
+
+    def task_started(self) -> None:
+        """Count a task waited on without a coroutine (see ``task``)."""
+        self._active_tasks += 1
+
+    def task_ended(self) -> None:
+        self._active_tasks = max(0, self._active_tasks - 1)
 
     def _note(self, outcome: Outcome) -> None:
         REQUESTS.labels(self.provider, outcome).inc()

@@ -1,6 +1,6 @@
 """Generic durable work queue in the SQL database; knows nothing of jobs or providers."""
 
-from conveyor.queue.errors import LostTask, RetryDecision, retry_decision
+from conveyor.queue.errors import LostTask, RetryDecision, TaskParked, retry_decision
 from conveyor.queue.models import NewTask, Task
 from conveyor.queue.repository import QueueRepository
 from conveyor.queue.retry import RetryPolicy
@@ -14,6 +14,7 @@ __all__ = [
     "RetryPolicy",
     "Task",
     "TaskContext",
+    "TaskParked",
     "TaskRegistry",
     "Worker",
     "WorkerConfig",

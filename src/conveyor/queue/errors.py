@@ -7,8 +7,9 @@ two optional attributes of whatever a handler raises:
     retry_after: float | None  seconds to wait before the next attempt (else: backoff)
 
 An exception without ``retryable`` (a bug, a timeout, a dropped connection) is retried with
-backoff until ``max_attempts``, then the task is dead. ``LostTask`` is the queue's own: this
-worker no longer owns the task (another claimed it), so the handler's work is dropped.
+backoff until ``max_attempts``, then the task is dead. Two are the queue's own: ``LostTask``
+(this worker no longer owns the task: another claimed it, so the handler's work is dropped)
+and ``TaskParked`` (the handler will be resumed later: see ``Worker.resume``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from dataclasses import dataclass
 
 class LostTask(Exception):
     """The fence check failed: the task was reclaimed by another worker."""
+
+
+class TaskParked(Exception):
+    """Raised by a handler that has handed its task to someone who will resume it later
+    (``Worker.resume``): the worker keeps the task claimed, holding no coroutine for it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,13 @@ until an enqueue wakes it (in-process signal, or ``LISTEN/NOTIFY`` on PostgreSQL
 frees up, or ``poll_interval`` passes. A heartbeat loop keeps the worker's row fresh and a
 sweeper (one per cluster, under a lease) requeues work of workers that went silent.
 
+A handler may *park* its task (raise ``TaskParked``): the task stays claimed by this worker
+and counts as in flight, but no coroutine holds it — whoever the handler handed it to (e.g.
+a poll scheduler waiting on a provider) calls ``resume`` to run the handler again, with a
+``note`` for it. A waiting task then costs a few hundred bytes instead of a coroutine chain.
+
 Stopping is graceful: claiming stops, running tasks get ``shutdown_grace`` seconds, the rest
-are cancelled and their tasks released without counting an attempt.
+are cancelled and their tasks — parked ones too — released without counting an attempt.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from conveyor.core.ids import new_id
 from conveyor.core.notify import Signal
 from conveyor.core.periodic import every
 from conveyor.queue import metrics
-from conveyor.queue.errors import LostTask, retry_decision
+from conveyor.queue.errors import LostTask, TaskParked, retry_decision
 from conveyor.queue.models import Task
 from conveyor.queue.repository import QueueRepository
 from conveyor.queue.retry import RetryPolicy
@@ -77,6 +82,8 @@ class TaskContext:
     task: Task
     worker: Worker
     completed: bool = False
+    # What the resumer of a parked task passed to ``Worker.resume`` (None on a first run).
+    note: Any = None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -122,6 +129,7 @@ class Worker:
         self.id = new_id()
         self.wakeup = wakeup or Signal()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._parked: dict[int, Task] = {}
         self._slot_freed = Signal()
         self._stopping = asyncio.Event()
         self._shutting_down = False
@@ -130,7 +138,21 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
-        return len(self._running)
+        return len(self._running) + len(self._parked)
+
+    def is_parked(self, task_id: int) -> bool:
+        return task_id in self._parked
+
+    def resume(self, task_id: int, note: Any = None) -> bool:
+        """Run a parked task's handler again with ``note``; False if the task is not parked
+        here any more (stopped, or given up for dead and claimed elsewhere)."""
+        if self._stopping.is_set():
+            return False  # stopping: parked tasks are released, not run again
+        task = self._parked.pop(task_id, None)
+        if task is None:
+            return False
+        self._start(task, note)
+        return True
 
     def stop(self) -> None:
         """Stop claiming and shut down gracefully (see the module docstring)."""
@@ -171,7 +193,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
-            free = self.config.concurrency - len(self._running)
+            free = self.config.concurrency - self.in_flight
             if free <= 0:
                 await self._slot_freed.wait(self.config.poll_interval)
                 continue
@@ -192,8 +214,8 @@ class Worker:
             if len(tasks) < want:
                 await self.wakeup.wait(self.config.poll_interval)
 
-    def _start(self, task: Task) -> None:
-        runner = asyncio.create_task(self._execute(task), name=f"task-{task.id}")
+    def _start(self, task: Task, note: Any = None) -> None:
+        runner = asyncio.create_task(self._execute(task, note), name=f"task-{task.id}")
         self._running[task.id] = runner
         metrics.IN_FLIGHT.inc()
 
@@ -206,7 +228,7 @@ class Worker:
 
         runner.add_done_callback(_done)
 
-    async def _execute(self, task: Task) -> None:
+    async def _execute(self, task: Task, note: Any = None) -> None:
         spec = self.registry.get(task.handler)
         if spec is None:
             await self._report(self._bury, task, None, f"no handler named {task.handler!r}")
@@ -217,7 +239,7 @@ class Worker:
                 self._bury, task, spec, task.last_error or "worker lost while running"
             )
             return
-        ctx = TaskContext(task=task, worker=self)
+        ctx = TaskContext(task=task, worker=self, note=note)
         started = time.perf_counter()
         outcome = "done"
         try:
@@ -229,6 +251,9 @@ class Worker:
             if self._shutting_down:
                 await asyncio.shield(self._report(self._release, task))
             raise
+        except TaskParked:
+            outcome = "parked"
+            self._parked[task.id] = task
         except LostTask:
             outcome = "lost"
             log.warning("task %s was taken over by another worker; dropped", task.id)
@@ -311,10 +336,11 @@ class Worker:
                 # and may be running elsewhere already. Stop ours (their writes would be
                 # fenced off anyway) and register again.
                 log.warning(
-                    "worker row was swept; dropping %d tasks, registering again", len(self._running)
+                    "worker row was swept; dropping %d tasks, registering again", self.in_flight
                 )
                 for runner in self._running.values():
                     runner.cancel()
+                self._parked.clear()
                 await self.repo.register_worker(
                     conn, self.id, name=self.config.name, concurrency=self.config.concurrency
                 )
@@ -331,13 +357,18 @@ class Worker:
                     log.warning("sweeper requeued %d tasks of silent workers", requeued)
 
     async def _drain(self) -> None:
-        if not self._running:
-            return
-        log.info("waiting up to %.0f s for %d tasks", self.config.shutdown_grace, self.in_flight)
-        pending = list(self._running.values())
-        _, still_running = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
-        if still_running:
-            self._shutting_down = True
-            for task in still_running:
-                task.cancel()
-            await asyncio.gather(*still_running, return_exceptions=True)
+        if self._running:
+            log.info(
+                "waiting up to %.0f s for %d tasks", self.config.shutdown_grace, len(self._running)
+            )
+            pending = list(self._running.values())
+            _, still_running = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
+            if still_running:
+                self._shutting_down = True
+                for task in still_running:
+                    task.cancel()
+                await asyncio.gather(*still_running, return_exceptions=True)
+        parked, self._parked = list(self._parked.values()), {}
+        for waiting in parked:
+            # Waiting on someone else (a provider): back to the queue, no attempt counted.
+            await self._report(self._release, waiting)

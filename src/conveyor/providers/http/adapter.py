@@ -25,6 +25,7 @@ import logging
 import os
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -38,7 +39,9 @@ from conveyor.providers.base import (
     ModelCall,
     ModelKind,
     ModelOutput,
+    PollResult,
     ProviderState,
+    TaskWait,
 )
 from conveyor.providers.errors import (
     ModelUnavailable,
@@ -181,13 +184,41 @@ class HttpModelAdapter:
     async def run(
         self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
     ) -> ModelOutput:
+        begun = await self.begin(call, resume=resume, checkpoint=checkpoint)
+        if isinstance(begun, ModelOutput):
+            return begun
+        clock = self.limits.clock
+        try:
+            while True:
+                await clock.sleep(begun.pause)
+                if call.is_cancelled():
+                    await self.cancel(begun)
+                    raise ProviderCancelled(
+                        f"{self.model_id}: task {begun.state.external_task_id} cancelled"
+                    )
+                if clock.monotonic() > begun.deadline:
+                    await self.cancel(begun)
+                    raise self.timed_out(begun)
+                polled = await self.poll(begun)
+                if polled.final:
+                    if polled.error is not None:
+                        raise polled.error
+                    return await self.collect(call, begun.state, polled.answer)
+        finally:
+            self.wait_ended(begun)
+
+    async def begin(
+        self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
+    ) -> ModelOutput | TaskWait:
+        """Submit (or pick up ``resume``); the output if final at once, else a ``TaskWait``."""
         available = self.availability()
         if not available.available:
             raise ModelUnavailable(available.reason or "unavailable", provider=self.provider)
         variables = await self._variables(call)
         if resume is not None and self.model.mode == "async":
             self._check_resume(resume)
-            return await self._follow(call, variables, resume, fresh=False)
+            # A resumed task may have finished while nobody watched: look at once.
+            return self._wait_on(variables, resume, fresh=False)
         submit = self._prepare(self.model.submit, variables, "submit")
         if call.is_cancelled():
             raise ProviderCancelled(f"{self.model_id}: cancelled before submit")
@@ -203,7 +234,7 @@ class HttpModelAdapter:
                 return await self._finish(call, self._poll_variables(variables, state), answer)
             if early in ("failed", "cancelled"):
                 raise self._task_failed(answer.data, early, state.external_task_id)
-        return await self._follow(call, variables, state, fresh=True)
+        return self._wait_on(variables, state, fresh=True)
 
     # -- variables and requests ---------------------------------------------------------
 
@@ -339,98 +370,127 @@ class HttpModelAdapter:
 
     # -- polling ----------------------------------------------------------------------------
 
-    async def _follow(
-        self,
-        call: ModelCall,
-        variables: Mapping[str, Any],
-        state: ProviderState,
-        *,
-        fresh: bool,
-    ) -> ModelOutput:
+    def _wait_on(
+        self, variables: Mapping[str, Any], state: ProviderState, *, fresh: bool
+    ) -> TaskWait:
         poll = self.model.poll
-        status = self._status
         assert poll is not None
-        assert status is not None
-        task_id = state.external_task_id
         pvars = self._poll_variables(variables, state)
         try:
             request = self._prepare(poll, pvars, "poll")
+            cancel = (
+                self._prepare(self.model.cancel, pvars, "cancel")
+                if self.model.cancel is not None
+                else None
+            )
         except TemplateVariablesMissing as exc:
             raise PermanentProviderError(
                 f"{self.model_id}: saved task state cannot be polled ({exc.message})",
                 provider=self.provider,
             ) from None
-        clock = self.limits.clock
-        started = clock.monotonic()
-        # A resumed task may have finished while nobody watched: look at once.
+        self.limits.task_started()
         nominal = poll.initial_interval if fresh else 0.0
-        pause = nominal
-        errors = not_found = 0
-        seen = False
-        warned: set[str] = set()
-        async with self.limits.task():
-            while True:
-                await clock.sleep(pause)
-                if call.is_cancelled():
-                    await self._cancel_at_provider(pvars)
-                    raise ProviderCancelled(f"{self.model_id}: task {task_id} cancelled")
-                if clock.monotonic() - started > poll.max_wait:
-                    await self._cancel_at_provider(pvars)
-                    raise PermanentProviderError(
-                        f"{self.spec.title}: task {task_id} not finished after "
-                        f"{poll.max_wait:g} s; gave up",
+        return TaskWait(
+            state,
+            pause=nominal,
+            deadline=self.limits.clock.monotonic() + poll.max_wait,
+            handle=_PollHandle(request, cancel, nominal),
+        )
+
+    def wait_ended(self, wait: TaskWait) -> None:
+        """Stop counting ``wait`` as a task in flight at this provider."""
+        handle = wait.handle
+        if isinstance(handle, _PollHandle) and not handle.ended:
+            handle.ended = True
+            self.limits.task_ended()
+
+    def timed_out(self, wait: TaskWait) -> PermanentProviderError:
+        poll = self.model.poll
+        assert poll is not None
+        return PermanentProviderError(
+            f"{self.spec.title}: task {wait.state.external_task_id} not finished after "
+            f"{poll.max_wait:g} s; gave up",
+            provider=self.provider,
+            code="PROVIDER_TIMEOUT",
+        )
+
+    async def poll(self, wait: TaskWait) -> PollResult:
+        """One poll of a waiting task; sets ``wait.pause`` when it is not final."""
+        poll = self.model.poll
+        status = self._status
+        assert poll is not None
+        assert status is not None
+        handle: _PollHandle = wait.handle
+        task_id = wait.state.external_task_id
+        try:
+            answer = await self._caller.send(handle.request)
+        except (RetryableProviderError, UnreadableAnswer) as exc:
+            handle.errors += 1
+            if handle.errors >= poll.max_errors:
+                exc.message = f"{exc.message} ({handle.errors} polls in a row failed)"
+                exc.args = (exc.message,)
+                return PollResult(final=True, error=exc)
+            wait.pause = self._error_pause(handle.errors, exc)
+            return PollResult(final=False)
+        except PermanentProviderError as exc:
+            if (
+                exc.http_status == 404
+                and not handle.seen
+                and handle.not_found < poll.not_found_grace
+            ):
+                # gen-api: a fresh task can 404 for a few polls before it shows up.
+                handle.not_found += 1
+                handle.nominal = self._grow(handle.nominal)
+                wait.pause = self._jitter(handle.nominal)
+                return PollResult(final=False)
+            if exc.http_status == 404:
+                exc.message = f"{exc.message} (task {task_id} not found)"
+                exc.args = (exc.message,)
+            return PollResult(final=True, error=exc)
+        handle.seen = True
+        raw = status.raw(answer.data)
+        current = status.state(answer.data)
+        if current == "success":
+            return PollResult(final=True, answer=answer)
+        if current in ("failed", "cancelled"):
+            return PollResult(final=True, error=self._task_failed(answer.data, current, task_id))
+        if raw is None:
+            handle.errors += 1
+            if handle.errors >= poll.max_errors:
+                return PollResult(
+                    final=True,
+                    error=UnreadableAnswer(
+                        f"{self.spec.title}: poll answers have no status at "
+                        f"{status.path.text!r}: {describe_answer(answer.data)}",
                         provider=self.provider,
-                        code="PROVIDER_TIMEOUT",
-                    )
-                try:
-                    answer = await self._caller.send(request)
-                except (RetryableProviderError, UnreadableAnswer) as exc:
-                    errors += 1
-                    if errors >= poll.max_errors:
-                        exc.message = f"{exc.message} ({errors} polls in a row failed)"
-                        exc.args = (exc.message,)
-                        raise
-                    pause = self._error_pause(errors, exc)
-                    continue
-                except PermanentProviderError as exc:
-                    if exc.http_status == 404 and not seen and not_found < poll.not_found_grace:
-                        # gen-api: a fresh task can 404 for a few polls before it shows up.
-                        not_found += 1
-                        nominal = self._grow(nominal)
-                        pause = self._jitter(nominal)
-                        continue
-                    if exc.http_status == 404:
-                        exc.message = f"{exc.message} (task {task_id} not found)"
-                        exc.args = (exc.message,)
-                    raise
-                seen = True
-                raw = status.raw(answer.data)
-                current = status.state(answer.data)
-                if current == "success":
-                    return await self._finish(call, pvars, answer)
-                if current in ("failed", "cancelled"):
-                    raise self._task_failed(answer.data, current, task_id)
-                if raw is None:
-                    errors += 1
-                    if errors >= poll.max_errors:
-                        raise UnreadableAnswer(
-                            f"{self.spec.title}: poll answers have no status at "
-                            f"{status.path.text!r}: {describe_answer(answer.data)}",
-                            provider=self.provider,
-                        )
-                    pause = self._error_pause(errors, None)
-                    continue
-                errors = 0
-                if current == "unknown" and raw not in warned:
-                    warned.add(raw)
-                    logger.warning(
-                        "%s task %s: unknown status %r, still polling", self.model_id, task_id, raw
-                    )
-                nominal = self._grow(nominal)
-                pause = self._jitter(nominal)
-                # Thousands of tasks wait here at once: don't keep the last answer alive
-                # (its parsed body and headers) through the sleep.
-                del answer, raw
+                    ),
+                )
+            wait.pause = self._error_pause(handle.errors, None)
+            return PollResult(final=False)
+        handle.errors = 0
+        if current == "unknown" and raw not in handle.warned:
+            handle.warned.add(raw)
+            logger.warning(
+                "%s task %s: unknown status %r, still polling", self.model_id, task_id, raw
+            )
+        handle.nominal = self._grow(handle.nominal)
+        wait.pause = self._jitter(handle.nominal)
+        return PollResult(final=False)
+
+    async def collect(self, call: ModelCall, state: ProviderState, answer: Any) -> ModelOutput:
+        """Fetch (where the spec says) and store the result of a successful poll."""
+        variables = self._poll_variables(await self._variables(call), state)
+        return await self._finish(call, variables, answer)
+
+    async def cancel(self, wait: TaskWait) -> None:
+        handle: _PollHandle = wait.handle
+        if handle.cancel is None:
+            return
+        try:
+            await self._caller.send(handle.cancel)
+        except (ProviderError, ValidationFailed) as exc:
+            # Best effort: the step is over either way; the provider may bill the rest.
+            logger.warning("%s: cancel at the provider failed: %s", self.model_id, exc)
 
     def _grow(self, nominal: float) -> float:
         poll = self.model.poll
@@ -469,15 +529,6 @@ class HttpModelAdapter:
                     break
         return PermanentProviderError(text, provider=self.provider, code="PROVIDER_TASK_FAILED")
 
-    async def _cancel_at_provider(self, variables: Mapping[str, Any]) -> None:
-        if self.model.cancel is None:
-            return
-        try:
-            await self._caller.send(self._prepare(self.model.cancel, variables, "cancel"))
-        except (ProviderError, ValidationFailed) as exc:
-            # Best effort: the step is over either way; the provider may bill the rest.
-            logger.warning("%s: cancel at the provider failed: %s", self.model_id, exc)
-
     # -- results ------------------------------------------------------------------------------
 
     async def _finish(
@@ -512,6 +563,20 @@ class HttpModelAdapter:
             data = json_or_none(text) if self.model.result.also_json else None
             return ModelOutput(text=text, data=data, cost=cost)
         return ModelOutput(data=extracted.value, cost=cost)
+
+
+@dataclass(slots=True)
+class _PollHandle:
+    """What polling one task needs: its requests, prepared once, and the poll's counters."""
+
+    request: PreparedRequest
+    cancel: PreparedRequest | None
+    nominal: float
+    errors: int = 0
+    not_found: int = 0
+    seen: bool = False
+    ended: bool = False
+    warned: set[str] = field(default_factory=set)
 
 
 def _matches(spec: InputSpec, value: Any) -> bool:
