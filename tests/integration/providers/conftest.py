@@ -1,16 +1,28 @@
-"""The simulator on a free port with a virtual clock, and the shipped specs pointed at it."""
+"""The simulator on a free port with a virtual clock, the shipped specs pointed at it, and
+results stored the production way (``ItemFiles`` fetching through the SSRF-checked fetcher).
+
+The simulator listens on a loopback address of its own, ``SIM_HOST``; the fetch policy is the
+one the service derives in simulate mode (``UrlPolicy.from_settings``), which allows the
+simulator's host and nothing else private: a result URL anywhere else is refused.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
-from sim_support import LinkedClock, MemoryAssetIO
+from sim_support import SIM_HOST, LinkedClock
 
+from conveyor.config import Settings
+from conveyor.jobs.files import ItemFiles
+from conveyor.net import UrlPolicy
 from conveyor.providers.http import read_specs
 from conveyor.providers.spec import ProviderSpec
 from conveyor.sim import ManualClock, RunningSimulator, SimConfig, start_simulator
+from tests.support import databases
+from tests.support.item_files import production_files
 
 
 @pytest.fixture
@@ -21,7 +33,7 @@ def sim_clock() -> ManualClock:
 @pytest.fixture
 async def simulator(sim_clock: ManualClock) -> AsyncIterator[RunningSimulator]:
     config = SimConfig(latency_min=4, latency_max=8)
-    running = await start_simulator(config, clock=sim_clock, sleep=sim_clock.sleep)
+    running = await start_simulator(config, SIM_HOST, clock=sim_clock, sleep=sim_clock.sleep)
     async with running:
         yield running
 
@@ -38,8 +50,26 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def files(session: aiohttp.ClientSession) -> MemoryAssetIO:
-    return MemoryAssetIO(session)
+def fetch_policy(simulator: RunningSimulator, tmp_path: Path) -> UrlPolicy:
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        simulate=True,
+        simulator_url=simulator.base_url,
+    )
+    return UrlPolicy.from_settings(settings)
+
+
+@pytest.fixture
+async def files(
+    session: aiohttp.ClientSession,
+    fetch_policy: UrlPolicy,
+    sqlite_template: Path,
+    tmp_path: Path,
+) -> AsyncIterator[ItemFiles]:
+    url = databases.fresh_sqlite_url(sqlite_template, tmp_path)
+    async with production_files(url, tmp_path / "storage", session, fetch_policy) as item_files:
+        yield item_files
 
 
 @pytest.fixture(scope="session")
