@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from provider_fakes import Checkpoints, FakeClock, MemoryAssetIO, make_call, make_spec
+from provider_fakes import Checkpoints, FakeClock, make_call, make_spec
 
+from conveyor.jobs.files import ItemFiles
 from conveyor.providers.errors import (
     PermanentProviderError,
     ProviderError,
@@ -135,7 +136,7 @@ def adapter_for(
     return HttpModelAdapter(spec, "acme/paint", session, limits, api_key="k", base_url=base_url)
 
 
-async def run(adapter: HttpModelAdapter, files: MemoryAssetIO) -> ProviderError:
+async def run(adapter: HttpModelAdapter, files: ItemFiles) -> ProviderError:
     # A call that hung would meet pytest's timeout; what ended it is in the error's message.
     with pytest.raises(ProviderError) as caught:
         await adapter.run(make_call(files), resume=None, checkpoint=Checkpoints())
@@ -153,7 +154,7 @@ async def run(adapter: HttpModelAdapter, files: MemoryAssetIO) -> ProviderError:
 async def test_unreadable_submit_answers_are_permanent(
     garbage_url: str,
     session: aiohttp.ClientSession,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     path: str,
     fragment: str,
 ) -> None:
@@ -165,7 +166,7 @@ async def test_unreadable_submit_answers_are_permanent(
 
 @pytest.mark.parametrize("path", ["/endless", "/announced"])
 async def test_huge_answers_are_not_read(
-    garbage_url: str, session: aiohttp.ClientSession, files: MemoryAssetIO, path: str
+    garbage_url: str, session: aiohttp.ClientSession, files: ItemFiles, path: str
 ) -> None:
     error = await run(adapter_for(garbage_url, session, submit=path), files)
     assert isinstance(error, UnreadableAnswer)
@@ -174,7 +175,7 @@ async def test_huge_answers_are_not_read(
 
 @pytest.mark.parametrize("path", ["/hang", "/trickle"])
 async def test_slow_answers_time_out_as_retryable(
-    garbage_url: str, session: aiohttp.ClientSession, files: MemoryAssetIO, path: str
+    garbage_url: str, session: aiohttp.ClientSession, files: ItemFiles, path: str
 ) -> None:
     error = await run(adapter_for(garbage_url, session, submit=path, timeout=0.3), files)
     assert isinstance(error, RetryableProviderError)
@@ -182,7 +183,7 @@ async def test_slow_answers_time_out_as_retryable(
 
 
 async def test_connection_refused_is_retryable(
-    session: aiohttp.ClientSession, files: MemoryAssetIO
+    session: aiohttp.ClientSession, files: ItemFiles
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -194,7 +195,7 @@ async def test_connection_refused_is_retryable(
 
 
 async def test_garbage_polls_are_tolerated_then_reported(
-    garbage_url: str, session: aiohttp.ClientSession, files: MemoryAssetIO
+    garbage_url: str, session: aiohttp.ClientSession, files: ItemFiles
 ) -> None:
     error = await run(adapter_for(garbage_url, session, submit="/task", poll="/html"), files)
     assert isinstance(error, UnreadableAnswer)
@@ -206,7 +207,7 @@ async def test_garbage_polls_are_tolerated_then_reported(
 
 
 async def test_the_circuit_opens_on_repeated_timeouts_and_fails_fast(
-    garbage_url: str, session: aiohttp.ClientSession, files: MemoryAssetIO, hits: Counter[str]
+    garbage_url: str, session: aiohttp.ClientSession, files: ItemFiles, hits: Counter[str]
 ) -> None:
     clock = FakeClock()
     adapter = adapter_for(garbage_url, session, submit="/hang", timeout=0.1, clock=clock)
