@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ async def test_killed_worker_loses_nothing_and_nothing_is_submitted_twice(
     database_url: str,
     tmp_path: Path,
     simulator: Any,
-    record_property: Callable[[str, object], None],
+    request: pytest.FixtureRequest,
 ) -> None:
     data_dir = tmp_path / "data"
     env = _worker_env(database_url, data_dir, simulator.base_url, CONVEYOR_WORKER_CONCURRENCY="6")
@@ -146,7 +146,7 @@ async def test_killed_worker_loses_nothing_and_nothing_is_submitted_twice(
     # Stale after HEARTBEAT_TIMEOUT, then 4 s of provider latency for the resumed six and 4 s
     # more for the six that were still queued: about 11 s on an idle machine. Wall time on a
     # shared machine is information, not a verdict: reported, never asserted.
-    record_property("recovery_seconds", round(recovered_in, 2))
+    request.node.user_properties.append(("recovery_seconds", round(recovered_in, 2)))
     print(f"recovered {job['progress']['completed']} items in {recovered_in:.1f} s after SIGKILL")
 
 
