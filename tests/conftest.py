@@ -1,6 +1,8 @@
 """Fixtures shared by the whole suite: a real database per test, on SQLite and PostgreSQL.
 
-``database_url`` is parametrised, so a test that asks for it runs on both backends.
+``database_url`` is parametrised, so a test that asks for it runs on both backends. Tests
+that need a Debian program or an optional extra are skipped (or failed, on CI) here, see
+``tests/support/programs.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,17 @@ import pytest
 
 from conveyor.core.db import Database
 from tests.support import databases
+from tests.support.programs import missing_requirements
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    missing = missing_requirements(item)
+    if missing is None:
+        return
+    reason, required = missing
+    if required:
+        pytest.fail(f"required on this run: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

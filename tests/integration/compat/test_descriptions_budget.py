@@ -37,11 +37,14 @@ async def test_translations_late_for_the_45_s_budget_come_back_in_english(
         # Parked: the request's wait, the translation budget, two translations.
         await until(lambda: clock.sleepers == 4)
         clock.advance(44)
-        await asyncio.sleep(0.2)
+        # ``advance`` wakes every sleeper that is due before it returns: all four still
+        # parked means no deadline fell within 44 s, the budget's included.
+        assert clock.sleepers == 4
         assert not answer.done()
 
         clock.advance(1)
-        result = await answer
+        assert clock.sleepers == 3  # the budget, and nothing else, ran out at 45 s
+        result = await asyncio.wait_for(answer, 20)
 
         english, russian, german = result["lots"][0]["descriptions"]
         assert english["language"] == "en"
@@ -82,12 +85,13 @@ async def test_an_answer_later_than_the_wait_is_a_504_and_the_work_goes_on(
         answer = asyncio.create_task(client.sync_generate("car-8", [image], "", ["en", "ru"]))
         await until(lambda: clock.sleepers == 2)  # the request's wait and the vision call
         clock.advance(289)
-        await asyncio.sleep(0.2)
+        assert clock.sleepers == 2  # nothing was due within 289 s (see the test above)
         assert not answer.done()
         clock.advance(1)
+        assert clock.sleepers == 1  # the request's wait ran out at 290 s; the call goes on
 
         with pytest.raises(SeedClientError) as timed_out:
-            await answer
+            await asyncio.wait_for(answer, 20)
         error = timed_out.value
         assert error.status == 504
         assert "timeout" in str(error).lower()  # what the seed's callers look for

@@ -6,7 +6,14 @@ import hashlib
 import hmac
 import json
 
-from conveyor.compat.descriptions.signing import signed_headers
+from sqlalchemy import select
+
+from conveyor.clients.models import clients
+from conveyor.compat.descriptions.signing import (
+    _UNKNOWN_CLIENT_KEY,
+    SIGNATURE_HEADER,
+    signed_headers,
+)
 from conveyor.core.clock import ManualClock
 from tests.integration.compat.descriptions_stack import (
     KEYS,
@@ -86,6 +93,61 @@ async def test_wrong_or_prefixed_signatures_are_refused_with_a_hint(
             hmac.new(KEYS["acme"].encode(), raw.encode(), hashlib.sha256).hexdigest(), unicode_lots
         )
         assert stack.counters() == {}
+
+
+def last_digit_changed(signature: str) -> str:
+    return signature[:-1] + ("0" if signature[-1] != "0" else "1")
+
+
+async def test_every_digit_of_a_signature_counts(start_stack: StartStack) -> None:
+    async with start_stack() as stack:
+        client = SeedClient(stack.base_url, KEYS["acme"])
+        image = stack.images.url("img/a.jpg")
+        lots = [lot("car-1", image), lot("car-2", image)]
+        body = {"version": "1.0.0", "languages": ["en"], "lots": lots}
+        almost = last_digit_changed(seed_signature(lots, KEYS["acme"]))
+        refused = await client.post_payload(dict(body, signature=almost))
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == "INVALID_SIGNATURE"
+        assert "does not match" in refused.json()["message"]
+        assert stack.counters() == {}
+        job_id = await client.create_batch_job(lots)  # the exact signature is accepted
+
+        path = "/api/v1/batch-jobs"
+        cancel_path = f"{path}/{job_id}/cancel"
+        for method, target in (("GET", path), ("POST", cancel_path)):
+            headers = signed_headers(method, target, "", client="acme", shared_key=KEYS["acme"])
+            headers[SIGNATURE_HEADER] = last_digit_changed(headers[SIGNATURE_HEADER])
+            answer = await stack.http.request(method, target, headers=headers)
+            assert answer.status_code == 403, answer.text
+            assert answer.json()["message"] == "signature does not match"
+        assert (await client.get_job_status(job_id))["status"] != "cancelled"
+
+
+async def test_an_unknown_client_signing_with_the_throwaway_key_is_refused(
+    start_stack: StartStack,
+) -> None:
+    # An unknown X-Client is checked against an internal throwaway key so that it costs as
+    # much as a known one; a request signed with that key must still be refused.
+    async with start_stack() as stack:
+        acme = SeedClient(stack.base_url, KEYS["acme"])
+        image = stack.images.url("img/a.jpg")
+        job_id = await acme.create_batch_job([lot("a1", image), lot("a2", image)])
+        path = "/api/v1/batch-jobs"
+        for method, target in (("GET", path), ("POST", f"{path}/{job_id}/cancel")):
+            headers = signed_headers(
+                method, target, "", client="nobody", shared_key=_UNKNOWN_CLIENT_KEY
+            )
+            answer = await stack.http.request(method, target, headers=headers)
+            assert answer.status_code == 403, answer.text
+            assert answer.json() == {
+                "error": "INVALID_SIGNATURE",
+                "message": "signature does not match",
+                "code": 403,
+            }
+        async with stack.runtime.db.read() as conn:
+            names = set((await conn.execute(select(clients.c.name))).scalars())
+        assert "nobody" not in names
 
 
 async def test_each_client_has_its_own_key_and_its_own_jobs(start_stack: StartStack) -> None:

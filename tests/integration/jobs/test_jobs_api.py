@@ -8,14 +8,22 @@ import json
 import httpx
 from prometheus_client import REGISTRY
 
+from conveyor.clients.service import ClientService
+from conveyor.core.clock import SystemClock
+from conveyor.core.db import Database
 from tests.integration.conftest import Serve
 from tests.support.adapters import PollingModel, ScriptedModel
 
 
-async def _finished(client: httpx.AsyncClient, job_id: str, timeout: float = 20) -> dict:
+async def _finished(
+    client: httpx.AsyncClient,
+    job_id: str,
+    timeout: float = 20,
+    headers: dict[str, str] | None = None,
+) -> dict:
     async with asyncio.timeout(timeout):
         while True:
-            job = (await client.get(f"/v1/jobs/{job_id}")).json()
+            job = (await client.get(f"/v1/jobs/{job_id}", headers=headers)).json()
             if job["status"] in ("completed", "failed", "cancelled"):
                 return job
             await asyncio.sleep(0.05)
@@ -97,12 +105,46 @@ async def test_idempotency_key_returns_the_same_job(serve: Serve) -> None:
         first, second = await asyncio.gather(
             client.post("/v1/jobs", json=body), client.post("/v1/jobs", json=body)
         )
-        assert {first.status_code, second.status_code} <= {200, 201}
+        # One request made the job (201), the other was answered with it (200).
+        assert sorted([first.status_code, second.status_code]) == [200, 201]
         assert first.json()["id"] == second.json()["id"]
         await _finished(client, first.json()["id"])
         jobs = (await client.get("/v1/jobs")).json()["data"]
         assert len(jobs) == 1
     assert model.calls == {"once": 1}
+
+
+async def _api_key(database_url: str, client: str) -> str:
+    db = Database(database_url)
+    try:
+        key, _ = await ClientService(db, SystemClock()).create_key(client)
+    finally:
+        await db.dispose()
+    return key
+
+
+async def test_an_idempotency_key_is_per_client_and_a_repeat_answers_200(
+    serve: Serve, database_url: str
+) -> None:
+    model = ScriptedModel()
+    alice = {"Authorization": f"Bearer {await _api_key(database_url, 'alice')}"}
+    bob = {"Authorization": f"Bearer {await _api_key(database_url, 'bob')}"}
+    body = {"model": "test/echo", "items": [{"text": "mine"}], "idempotency_key": "order-7"}
+    async with serve(model) as client:
+        alices = await client.post("/v1/jobs", json=body, headers=alice)
+        bobs = await client.post("/v1/jobs", json=body, headers=bob)
+        assert (alices.status_code, bobs.status_code) == (201, 201)
+        assert alices.json()["id"] != bobs.json()["id"]  # one key, two clients: two jobs
+
+        again = await client.post("/v1/jobs", json=body, headers=alice)
+        assert again.status_code == 200  # not created: the existing job is the answer
+        assert again.json()["id"] == alices.json()["id"]
+        bob_again = await client.post("/v1/jobs", json=body, headers=bob)
+        assert bob_again.status_code == 200
+        assert bob_again.json()["id"] == bobs.json()["id"]
+        for job_id, headers in ((alices.json()["id"], alice), (bobs.json()["id"], bob)):
+            assert (await _finished(client, job_id, headers=headers))["status"] == "completed"
+    assert model.calls == {"mine": 2}
 
 
 async def test_fallback_chain_records_why_the_first_model_failed(serve: Serve) -> None:

@@ -7,10 +7,43 @@ import json
 import time
 
 from aiohttp import web
+from sqlalchemy import func, select
 
+from conveyor.core.db import Database
+from conveyor.execution.models import webhook_attempts
 from conveyor.execution.webhooks import SIGNATURE_HEADER, verify_webhook
+from conveyor.jobs.tasks import DELIVER_WEBHOOK as WEBHOOK_HANDLER
+from conveyor.queue.models import queue_tasks
 from tests.integration.conftest import Serve
 from tests.support.adapters import ScriptedModel
+
+
+async def _when_delivery_is_over(db: Database, job_id: str) -> list[tuple[int, int | None]]:
+    """The job's webhook attempts ``(attempt, status)`` once delivering has stopped: no
+    webhook task is queued or running, and the attempts table read the same twice in a row.
+    Only then can a test say how many deliveries there were (not just "at least")."""
+    previous: list[tuple[int, int | None]] | None = None
+    async with asyncio.timeout(20):
+        while True:
+            async with db.read() as conn:
+                pending = await conn.scalar(
+                    select(func.count())
+                    .select_from(queue_tasks)
+                    .where(
+                        queue_tasks.c.handler == WEBHOOK_HANDLER,
+                        queue_tasks.c.status.in_(("queued", "running")),
+                    )
+                )
+                rows = await conn.execute(
+                    select(webhook_attempts.c.attempt, webhook_attempts.c.status_code)
+                    .where(webhook_attempts.c.job_id == job_id)
+                    .order_by(webhook_attempts.c.id)
+                )
+                attempts = [(row.attempt, row.status_code) for row in rows]
+            if pending == 0 and attempts == previous:
+                return attempts
+            previous = attempts
+            await asyncio.sleep(0.05)
 
 
 async def test_finished_job_is_posted_signed_and_retried(serve: Serve) -> None:
@@ -43,6 +76,8 @@ async def test_finished_job_is_posted_signed_and_retried(serve: Serve) -> None:
             async with asyncio.timeout(20):
                 while len(received) < 2:
                     await asyncio.sleep(0.05)
+            runtime = client.app.state.runtime  # type: ignore[attr-defined]
+            attempts = await _when_delivery_is_over(runtime.db, job["id"])
     finally:
         await runner.cleanup()
     body, signature = received[-1]
@@ -54,3 +89,4 @@ async def test_finished_job_is_posted_signed_and_retried(serve: Serve) -> None:
     assert payload["job"]["id"] == job["id"]
     assert payload["job"]["status"] == "completed"
     assert len(received) == 2  # the 500 was retried once, then accepted
+    assert attempts == [(1, 500), (2, 200)]

@@ -9,9 +9,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sim_support import Checkpoints, MemoryAssetIO
+from sim_support import (
+    Checkpoints,
+)
 
 from conveyor.core.clock import ManualClock
+from conveyor.execution.files import ItemFiles
 from conveyor.providers.base import FileInput, ModelCall
 from conveyor.providers.errors import PermanentProviderError
 from conveyor.providers.http import HttpOverrides, build_http_adapters
@@ -97,7 +100,7 @@ async def test_a_moderated_task_fails_at_once_with_fail_code_and_fail_msg(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     simulator.update_config(MODERATED)
     overrides = HttpOverrides(simulate=True, simulator_url=simulator.base_url)

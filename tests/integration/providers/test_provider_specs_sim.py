@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from sim_support import Checkpoints, MemoryAssetIO
+from sim_support import (
+    SIM_HOST,
+    Checkpoints,
+)
 
 from conveyor.core.clock import ManualClock
+from conveyor.execution.files import ItemFiles
+from conveyor.net import UrlPolicy, UrlRefused
 from conveyor.providers.base import FileInput, ModelCall, ModelOutput
 from conveyor.providers.errors import (
     PermanentProviderError,
@@ -18,6 +24,7 @@ from conveyor.providers.errors import (
 from conveyor.providers.http import HttpModelAdapter, HttpOverrides, build_http_adapters
 from conveyor.providers.spec import IdempotencySpec, ProviderSpec
 from conveyor.sim import RunningSimulator
+from tests.support.item_files import content_of
 
 PHOTO = FileInput(url="https://photos.example/product.jpg")
 
@@ -38,13 +45,11 @@ def adapter_for(
     return next(a for a in adapters if a.model_id == model_id)
 
 
-def call(files: MemoryAssetIO, model_id: str, inputs: dict[str, Any], **kw: Any) -> ModelCall:
+def call(files: ItemFiles, model_id: str, inputs: dict[str, Any], **kw: Any) -> ModelCall:
     return ModelCall(model_id, inputs, f"run-{model_id}", files, **kw)
 
 
-async def run(
-    adapter: HttpModelAdapter, files: MemoryAssetIO, inputs: dict[str, Any]
-) -> ModelOutput:
+async def run(adapter: HttpModelAdapter, files: ItemFiles, inputs: dict[str, Any]) -> ModelOutput:
     return await adapter.run(
         call(files, adapter.model_id, inputs), resume=None, checkpoint=Checkpoints()
     )
@@ -77,7 +82,7 @@ async def test_each_file_model_round_trips(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     model_id: str,
     inputs: dict[str, Any],
     mime: str,
@@ -87,6 +92,7 @@ async def test_each_file_model_round_trips(
     (stored,) = output.files
     assert stored.mime_type.startswith(mime)
     assert stored.size > 0
+    assert len(await content_of(files, stored)) == stored.size
     counters = simulator.counters()
     assert counters["submissions_total"] == 1
 
@@ -96,7 +102,7 @@ async def test_openai_vision_json_and_translation(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     vision = adapter_for(shipped_specs, "openai/vision", simulator, session, clock)
     output = await run(
@@ -125,7 +131,7 @@ async def test_genapi_404_while_fresh_then_success_without_resubmitting(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     simulator.update_config({"not_found_polls": 3})
     adapter = adapter_for(shipped_specs, "genapi/z-image", simulator, session, clock)
@@ -149,7 +155,7 @@ async def test_genapi_401_402_403_fail_at_once_with_the_seed_meaning(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     key: str,
     status: int,
     meaning: str,
@@ -169,7 +175,7 @@ async def test_genapi_429_bursts_honour_retry_after(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     simulator.update_config(
         {"rate_limit_every": 1, "rate_limit_burst": 1, "retry_after_seconds": 4}
@@ -188,7 +194,7 @@ async def test_genapi_5xx_backs_off_and_still_finishes(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     simulator.update_config({"http_500_rate": 0.3, "seed": 7})
     adapter = adapter_for(shipped_specs, "genapi/z-image", simulator, session, clock)
@@ -206,7 +212,7 @@ async def test_genapi_result_shapes_all_become_png_assets(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     field: str,
     encoding: str,
 ) -> None:
@@ -223,7 +229,7 @@ async def test_genapi_failed_and_error_statuses_carry_the_error(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     simulator.update_config({"failure_rate": 1, "failure_message": "NSFW content detected"})
     adapter = adapter_for(shipped_specs, "genapi/z-image", simulator, session, clock)
@@ -238,7 +244,7 @@ async def test_genapi_sends_the_seed_body(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     adapter = adapter_for(shipped_specs, "genapi/z-image", simulator, session, clock)
     await run(adapter, files, {"prompt": "портрет"})
@@ -263,7 +269,7 @@ async def test_a_resumed_step_polls_and_never_resubmits(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     cases: list[tuple[str, dict[str, Any]]] = [
         ("genapi/z-image", {"prompt": "x"}),
@@ -288,7 +294,7 @@ async def test_kie_seed_003_request_and_body_status_codes(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     adapter = adapter_for(shipped_specs, "kie/seedance-1.5-pro", simulator, session, clock)
     await run(adapter, files, {"prompt": "arm wrestling", "image": PHOTO})
@@ -317,7 +323,7 @@ async def test_kie_failed_task_reports_fail_msg(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     simulator.update_config({"failure_rate": 1, "failure_message": "content policy"})
     adapter = adapter_for(shipped_specs, "kie/seedream-4.5", simulator, session, clock)
@@ -330,7 +336,7 @@ async def test_replicate_prefer_wait_answers_without_polling(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     simulator.update_config({"replicate_output": "string"})
     adapter = adapter_for(shipped_specs, "replicate/flux-schnell", simulator, session, clock)
@@ -349,7 +355,7 @@ async def test_replicate_and_fal_cancel_at_the_provider(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     simulator.update_config({"latency_min": 100, "latency_max": 120})
     cases: list[tuple[str, dict[str, Any]]] = [
@@ -381,7 +387,7 @@ async def test_fal_lora_settings_and_completed_with_error(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     v2 = adapter_for(shipped_specs, "fal/flux-kontext-lora-v2", simulator, session, clock)
     output = await run(v2, files, {"image": PHOTO, "prompt": "studio white"})
@@ -402,7 +408,7 @@ async def test_openai_insufficient_quota_is_permanent_not_a_rate_limit(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     adapter = adapter_for(
         shipped_specs, "openai/translate", simulator, session, clock, key="sim-no-balance"
@@ -419,7 +425,7 @@ async def test_a_hanging_provider_times_out_as_retryable(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     spec = shipped_specs["genapi"]
     quick = spec.model_copy(
@@ -437,7 +443,7 @@ async def test_an_idempotency_key_reaches_the_provider_when_the_spec_sends_one(
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
 ) -> None:
     spec = shipped_specs["fal"]
     with_key = spec.model_copy(
@@ -453,3 +459,39 @@ async def test_an_idempotency_key_reaches_the_provider_when_the_spec_sends_one(
     adapter = adapter_for(shipped_specs, "fal/birefnet", simulator, session, clock, spec=with_key)
     await run(adapter, files, {"image": PHOTO})
     assert simulator.counters()["idempotency_keys"] == {"run-fal/birefnet": 1}
+
+
+@pytest.mark.parametrize(
+    ("announced_at", "refusal"),
+    [
+        # The simulator's own port, on another loopback address: not the simulator's host.
+        ("http://127.0.0.1:{port}", "a loopback address 127.0.0.1"),
+        ("http://169.254.169.254", "a link-local (cloud metadata) address 169.254.169.254"),
+        ("http://10.0.0.5:{port}", "a private address 10.0.0.5"),
+    ],
+)
+async def test_a_result_url_the_policy_refuses_is_never_fetched(
+    shipped_specs: dict[str, ProviderSpec],
+    simulator: RunningSimulator,
+    session: aiohttp.ClientSession,
+    clock: ManualClock,
+    files: ItemFiles,
+    fetch_policy: UrlPolicy,
+    tmp_path: Path,
+    announced_at: str,
+    refusal: str,
+) -> None:
+    # Results are stored as a running item stores them: through the SSRF-checked fetcher,
+    # whose policy in simulate mode allows the simulator's host and nothing else private.
+    assert not fetch_policy.allow_private
+    assert [str(n) for n in fetch_policy.allowed_networks] == [f"{SIM_HOST}/32"]
+    port = simulator.base_url.rsplit(":", 1)[1]
+    simulator.update_config({"public_url": announced_at.format(port=port)})
+    adapter = adapter_for(shipped_specs, "genapi/z-image", simulator, session, clock)
+    with pytest.raises(UrlRefused) as caught:
+        await run(adapter, files, {"prompt": "x"})
+    assert refusal in caught.value.message
+    assert caught.value.status_code == 400
+    assert simulator.counters()["downloads"] == {}
+    stored = [p for p in (tmp_path / "storage").rglob("*") if p.is_file()]
+    assert stored == []

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from conveyor.compat.descriptions.signing import (
+    _UNKNOWN_CLIENT_KEY,
     CLIENT_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -58,6 +59,19 @@ def test_each_client_is_recognised_by_its_own_key() -> None:
 def test_a_signature_with_an_unknown_key_matches_no_client() -> None:
     assert verify_signature(LOTS, seed_signature(LOTS, "someone-else"), KEYS) is None
     assert verify_signature(LOTS, seed_signature(LOTS, "fleet-shared-key"), {}) is None
+
+
+def last_digit_changed(signature: str) -> str:
+    """The same signature with only its last hex digit different (still 64 hex digits)."""
+    return signature[:-1] + ("0" if signature[-1] != "0" else "1")
+
+
+def test_a_signature_differing_only_in_its_last_digit_is_refused() -> None:
+    # Every digit counts: a comparison of a prefix only would accept this one.
+    signature = seed_signature(LOTS, KEYS["fleet"])
+    assert signature_format_problem(last_digit_changed(signature)) is None
+    assert verify_signature(LOTS, last_digit_changed(signature), KEYS) is None
+    assert verify_signature(LOTS, last_digit_changed(signature).upper(), KEYS) is None
 
 
 def test_non_ascii_is_signed_as_ascii_escapes() -> None:
@@ -255,3 +269,25 @@ def test_missing_forged_and_foreign_credentials_are_refused() -> None:
         verify(dict(good, **{CLIENT_HEADER: "dealer"}))
     with pytest.raises(RequestSignatureRejected, match="does not match"):
         verify(dict(good, **{CLIENT_HEADER: "nobody"}))
+
+
+def test_a_request_differing_only_in_the_last_signature_digit_is_refused() -> None:
+    good = request_headers()
+    changed = dict(good, **{SIGNATURE_HEADER: last_digit_changed(good[SIGNATURE_HEADER])})
+    with pytest.raises(RequestSignatureRejected, match="does not match"):
+        verify(changed)
+
+
+def test_an_unknown_client_signing_with_the_throwaway_key_is_refused() -> None:
+    # The throwaway key only makes an unknown name cost as much as a known one; a request
+    # that happens to be signed with it must not name a client into existence.
+    forged = signed_headers(
+        "GET",
+        "/api/v1/batch-jobs",
+        "limit=10",
+        client="nobody",
+        shared_key=_UNKNOWN_CLIENT_KEY,
+        now=clock,
+    )
+    with pytest.raises(RequestSignatureRejected, match="does not match"):
+        verify(forged)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import wave
 import zipfile
@@ -21,6 +20,7 @@ from conveyor.content.sniff import (
     is_image_mime,
     sniff_mime,
 )
+from tests.support.programs import requires_program
 
 
 def pillow_file(fmt: str, mode: str = "RGB") -> bytes:
@@ -98,7 +98,7 @@ FFMPEG_FILES = [
 ]
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+@requires_program("ffmpeg")
 @pytest.mark.parametrize(("name", "args", "mime"), FFMPEG_FILES, ids=[f[0] for f in FFMPEG_FILES])
 def test_media_written_by_ffmpeg(tmp_path: Path, name: str, args: list[str], mime: str) -> None:
     target = tmp_path / name

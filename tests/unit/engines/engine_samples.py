@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import shutil
 import struct
 import zlib
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
-import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from conveyor.providers.base import FileInput, StoredFile
@@ -29,13 +27,6 @@ T = TypeVar("T")
 PRODUCT_RED = (200, 30, 40)
 PRODUCT_BLUE = (30, 70, 200)
 BACKDROP = (236, 236, 231)
-
-
-def requires_program(name: str) -> pytest.MarkDecorator:
-    """Skip a test when a Debian program it drives is not installed."""
-    return pytest.mark.skipif(
-        shutil.which(name) is None, reason=f"{name} is not installed (run `make system-deps`)"
-    )
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **params: Any) -> bytes:

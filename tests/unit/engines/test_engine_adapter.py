@@ -18,7 +18,6 @@ from engine_samples import (
     encode,
     iou,
     product_photo,
-    requires_program,
 )
 from PIL import Image
 
@@ -31,6 +30,7 @@ from conveyor.providers.errors import (
 from conveyor.providers.local import EngineOptions, LocalModelAdapter, local_adapters, local_models
 from conveyor.providers.local.engine import EngineBroken
 from conveyor.providers.local.speech import probe as speech_probe
+from tests.support.programs import requires_program
 
 MODEL_IDS = {
     "local/tts": "audio",
@@ -43,6 +43,7 @@ MODEL_IDS = {
     "local/enhance": "image",
 }
 OPTIONS = EngineOptions()
+NEEDS_ESPEAK = requires_program("espeak-ng")
 
 
 async def _no_checkpoint(state: ProviderState) -> None:
@@ -169,10 +170,23 @@ async def test_unsupported_pair_is_model_unavailable_through_the_pool(
 @pytest.mark.parametrize(
     ("model_id", "inputs", "message"),
     [
-        ("local/tts", {}, "'text' is required"),
-        ("local/tts", {"text": "hi", "format": "flac"}, "'format' must be one of wav, ogg, mp3"),
-        ("local/tts", {"text": "x" * 100_000}, "the limit is 5,000"),
-        ("local/tts", {"text": "hi", "rate": "fast"}, "'rate' must be a number"),
+        # local/tts says it is unavailable, before looking at its inputs, without espeak-ng.
+        pytest.param("local/tts", {}, "'text' is required", marks=NEEDS_ESPEAK),
+        pytest.param(
+            "local/tts",
+            {"text": "hi", "format": "flac"},
+            "'format' must be one of wav, ogg, mp3",
+            marks=NEEDS_ESPEAK,
+        ),
+        pytest.param(
+            "local/tts", {"text": "x" * 100_000}, "the limit is 5,000", marks=NEEDS_ESPEAK
+        ),
+        pytest.param(
+            "local/tts",
+            {"text": "hi", "rate": "fast"},
+            "'rate' must be a number",
+            marks=NEEDS_ESPEAK,
+        ),
         ("local/finish", {"image": "not a file"}, "'image' must be a file"),
         (
             "local/finish",

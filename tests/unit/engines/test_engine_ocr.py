@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_samples import BAD_PRODUCT_IMAGES, requires_program, text_line
+from engine_samples import BAD_PRODUCT_IMAGES, text_line
 
 from conveyor.providers.local import EngineInputError, EngineOptions
 from conveyor.providers.local.ocr import parse_languages, read_text
+from tests.support.programs import requires_program
 
 WORD = "CONVEYOR"
 # Pillow's built-in font has no Cyrillic glyphs.

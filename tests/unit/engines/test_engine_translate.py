@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from engine_samples import requires_program
 
 from conveyor.providers.local import EngineInputError, EngineOptions, EngineUnavailable
 from conveyor.providers.local.apertium import translate
+from tests.support.programs import requires_program
 
 pytestmark = requires_program("apertium")
 

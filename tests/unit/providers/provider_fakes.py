@@ -1,6 +1,6 @@
-"""Fakes for the declarative-provider tests: a scriptable provider server on 127.0.0.1,
-and an in-memory ``AssetIO`` that sniffs what it stores. Time is the core ``ManualClock``
-with ``sleep_advances=True``: a sleep moves it and returns at once.
+"""Fakes for the declarative-provider tests: a scriptable provider server on 127.0.0.1 and a
+clock that only moves when slept. What a model stores goes through the production ``AssetIO``
+(``conftest.py``), never a stand-in.
 
 ``FakeProvider`` answers each ``(method, path)`` from a queue of ``Reply`` values (the last
 one repeats) and records every request, so a test says "the first two polls 404, then
@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import hashlib
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from conveyor.core.clock import Clock
-from conveyor.providers.base import FileInput, ModelCall, ProviderState, StoredFile
+from conveyor.providers.base import AssetIO, ModelCall, ProviderState
 from conveyor.providers.http import HttpModelAdapter
 from conveyor.providers.limits import ProviderLimits
 from conveyor.providers.spec import ProviderSpec, parse_spec
@@ -30,60 +28,10 @@ from conveyor.providers.spec import ProviderSpec, parse_spec
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
+# Where the fake providers listen; the fetch policy of these tests allows this host only.
+FAKE_HOST = "127.0.0.1"
+
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 32 + b"\xff\xd9"
-
-
-def sniff(data: bytes) -> str:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return "audio/wav"
-    if data[:3] == b"ID3" or data[:2] == b"\xff\xfb":
-        return "audio/mpeg"
-    return "application/octet-stream"
-
-
-class MemoryAssetIO:
-    """``AssetIO`` keeping bytes in a dict; MIME sniffed from magic bytes, never trusted."""
-
-    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
-        self.session = session
-        self.blobs: dict[str, bytes] = {}
-        self.stored: list[StoredFile] = []
-        self.downloaded: list[str] = []
-
-    async def read(self, file: FileInput, *, max_bytes: int | None = None) -> bytes:
-        return self.blobs[file.asset_id or ""]
-
-    async def url_for(self, file: FileInput) -> str:
-        return file.url or f"https://assets.example/{file.asset_id}"
-
-    async def store(
-        self, data: bytes, *, mime_type: str | None = None, filename: str | None = None
-    ) -> StoredFile:
-        digest = hashlib.sha256(data).hexdigest()
-        stored = StoredFile(f"asset-{digest[:12]}", sniff(data), len(data), digest)
-        self.blobs[stored.asset_id] = data
-        self.stored.append(stored)
-        return stored
-
-    async def store_from_url(self, url: str) -> StoredFile:
-        self.downloaded.append(url)
-        if url.startswith("data:"):
-            header, _, payload = url.partition(",")
-            if header.endswith(";base64"):
-                data = base64.b64decode(payload)
-            else:
-                data = urllib.parse.unquote_to_bytes(payload)
-            return await self.store(data)
-        assert self.session is not None, "an http result needs a session"
-        async with self.session.get(url) as response:
-            response.raise_for_status()
-            return await self.store(await response.read())
 
 
 @dataclass
@@ -263,7 +211,7 @@ def make_adapter(
 
 
 def make_call(
-    files: MemoryAssetIO,
+    files: AssetIO,
     inputs: dict[str, Any] | None = None,
     *,
     cancelled: Callable[[], bool] | None = None,

@@ -8,7 +8,6 @@ import pytest
 from provider_fakes import (
     Checkpoints,
     FakeProvider,
-    MemoryAssetIO,
     Reply,
     make_adapter,
     make_call,
@@ -16,12 +15,13 @@ from provider_fakes import (
 )
 
 from conveyor.core.clock import ManualClock
+from conveyor.execution.files import ItemFiles
 from conveyor.providers.errors import PermanentProviderError
 from conveyor.providers.http.dry_run import MASK, dry_run
 
 
 async def test_the_dry_run_shows_what_a_real_call_sends_with_secrets_masked(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     spec = make_spec(
         {"headers": {"X-Client-Token": "literal-token", "X-Team": "blue"}},

@@ -127,6 +127,10 @@ def test_status_mapper_failed_when_a_done_answer_carries_an_error() -> None:
     )
     assert mapper.state({"status": "COMPLETED"}) == "success"
     assert mapper.state({"status": "COMPLETED", "error": None}) == "success"
+    # An empty error is no error (fal sends "error": "" with a good result).
+    assert mapper.state({"status": "COMPLETED", "error": ""}) == "success"
+    assert mapper.state({"status": "COMPLETED", "error": []}) == "success"
+    assert mapper.state({"status": "COMPLETED", "error": {}}) == "success"
     assert mapper.state({"status": "COMPLETED", "error": "runner died"}) == "failed"
     assert mapper.state({"status": "IN_QUEUE", "error": "x"}) == "running"
     assert StatusMapper("task_status", success=["3"]).state({"task_status": 3}) == "success"

@@ -14,7 +14,6 @@ from provider_fakes import (
     PNG,
     Checkpoints,
     FakeProvider,
-    MemoryAssetIO,
     Recorded,
     Reply,
     make_adapter,
@@ -24,6 +23,8 @@ from provider_fakes import (
 
 from conveyor.core.clock import ManualClock
 from conveyor.errors import ValidationFailed
+from conveyor.execution.files import ItemFiles
+from conveyor.net import UrlRefused
 from conveyor.providers.base import FileInput, ProviderState
 from conveyor.providers.errors import (
     ModelUnavailable,
@@ -34,6 +35,7 @@ from conveyor.providers.errors import (
 )
 from conveyor.providers.http import HttpModelAdapter
 from conveyor.providers.limits import ProviderLimits
+from tests.support.item_files import content_of
 
 RUNNING = Reply(json={"status": "running"})
 
@@ -48,7 +50,7 @@ def serve_png(provider: FakeProvider) -> str:
 
 
 async def test_submit_checkpoints_before_polling_then_stores_the_result(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     provider.on("POST", "/tasks", Reply(json={"id": "t1", "status": "queued"}))
@@ -66,14 +68,14 @@ async def test_submit_checkpoints_before_polling_then_stores_the_result(
     assert len(provider.calls("GET", "/tasks/t1")) == 3
     (stored,) = output.files
     assert stored.mime_type == "image/png"
-    assert files.blobs[stored.asset_id] == PNG
+    assert await content_of(files, stored) == PNG
     # Polling started short and backed off toward the 2 s interval, with jitter.
     assert clock.sleeps[0] == pytest.approx(0.5, rel=0.11)
     assert clock.sleeps[1] == pytest.approx(0.75, rel=0.11)
 
 
 async def test_a_resumed_call_polls_and_never_submits(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     provider.on("GET", "/tasks/t9", done(url))
@@ -90,7 +92,7 @@ async def test_a_resumed_call_polls_and_never_submits(
 
 
 async def test_resume_refuses_another_models_state(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     adapter = make_adapter(make_spec(), provider, session, clock)
     state = ProviderState("t9", {"model_id": "other/model"})
@@ -99,7 +101,7 @@ async def test_resume_refuses_another_models_state(
 
 
 async def test_404_while_fresh_is_tolerated_then_fatal(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     missing = Reply(status=404, json={"error": "request not found"})
@@ -118,7 +120,7 @@ async def test_404_while_fresh_is_tolerated_then_fatal(
 
 
 async def test_a_404_after_the_task_was_seen_is_not_tolerated(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", RUNNING, Reply(status=404, json={}))
@@ -135,7 +137,7 @@ async def test_client_errors_fail_at_once_with_the_providers_message(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     status: int,
     meaning: str | None,
 ) -> None:
@@ -152,7 +154,7 @@ async def test_client_errors_fail_at_once_with_the_providers_message(
 
 
 async def test_429_honours_retry_after_then_succeeds(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     limited = Reply(status=429, json={"error": "slow down"}, headers={"Retry-After": "3"})
@@ -167,7 +169,7 @@ async def test_429_honours_retry_after_then_succeeds(
 
 
 async def test_5xx_backs_off_and_gives_up_after_the_bounded_retries(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     provider.on("POST", "/tasks", Reply(status=502, body=b"<html>Bad gateway</html>"))
     adapter = make_adapter(make_spec(), provider, session, clock)
@@ -181,7 +183,7 @@ async def test_5xx_backs_off_and_gives_up_after_the_bounded_retries(
 
 
 async def test_poll_errors_are_tolerated_up_to_max_errors(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     broken = Reply(status=500, json={"error": "db down"})
@@ -197,7 +199,7 @@ async def test_poll_errors_are_tolerated_up_to_max_errors(
 
 
 async def test_a_failed_task_carries_the_providers_error(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", Reply(json={"status": "failed", "error": "NSFW prompt"}))
@@ -212,7 +214,7 @@ async def test_unknown_statuses_keep_polling_with_one_warning(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     url = serve_png(provider)
@@ -227,7 +229,7 @@ async def test_unknown_statuses_keep_polling_with_one_warning(
 
 
 async def test_cancellation_is_seen_at_the_next_poll_and_cancels_at_the_provider(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", RUNNING)
@@ -246,7 +248,7 @@ async def test_cancellation_is_seen_at_the_next_poll_and_cancels_at_the_provider
 
 
 async def test_a_call_cancelled_before_submit_sends_nothing(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     adapter = make_adapter(make_spec(), provider, session, clock)
     with pytest.raises(ProviderCancelled):
@@ -257,7 +259,7 @@ async def test_a_call_cancelled_before_submit_sends_nothing(
 
 
 async def test_max_wait_gives_up_and_cancels(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", RUNNING)
@@ -274,7 +276,7 @@ async def test_max_wait_gives_up_and_cancels(
 
 
 async def test_missing_variables_fail_before_any_request(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     adapter = make_adapter(make_spec(), provider, session, clock)
     with pytest.raises(
@@ -285,7 +287,7 @@ async def test_missing_variables_fail_before_any_request(
 
 
 async def test_inputs_are_checked_against_the_spec(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     spec = make_spec(
         model={"inputs": {"width": {"type": "integer"}, "style": {"type": "string", "enum": ["a"]}}}
@@ -302,7 +304,7 @@ async def test_inputs_are_checked_against_the_spec(
 
 
 async def test_file_inputs_become_urls_and_lists_splice(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     spec = make_spec(
@@ -313,16 +315,44 @@ async def test_file_inputs_become_urls_and_lists_splice(
     )
     provider.on("POST", "/tasks", Reply(json={"id": "t1", "status": "done", "result": [url]}))
     adapter = make_adapter(spec, provider, session, clock)
-    images = [FileInput(asset_id="a1"), FileInput(url="https://img.example/2.jpg")]
+    # A stored file with no public link (local storage) goes inline; a client's URL as given.
+    earlier = await files.store(JPEG)
+    await files.record(earlier)
+    images = [FileInput(asset_id=earlier.asset_id), FileInput(url="https://img.example/2.jpg")]
     await adapter.run(
         make_call(files, {"prompt": "p", "image": images}), resume=None, checkpoint=Checkpoints()
     )
     (submit,) = provider.calls("POST", "/tasks")
-    assert submit.json["urls"] == ["https://assets.example/a1", "https://img.example/2.jpg"]
+    inline = "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()
+    assert submit.json["urls"] == [inline, "https://img.example/2.jpg"]
+
+
+@pytest.mark.parametrize(
+    "result_url",
+    [
+        "http://127.0.0.2:{port}/cdn/out.png",  # the fake's port on another loopback address
+        "http://169.254.169.254/latest/meta-data/",
+    ],
+)
+async def test_a_result_url_is_fetched_only_if_the_fetch_policy_allows_it(
+    provider: FakeProvider,
+    session: aiohttp.ClientSession,
+    clock: ManualClock,
+    files: ItemFiles,
+    result_url: str,
+) -> None:
+    serve_png(provider)
+    port = provider.base_url.rsplit(":", 1)[1]
+    answer = {"id": "t1", "status": "done", "result": [result_url.format(port=port)]}
+    provider.on("POST", "/tasks", Reply(json=answer))
+    adapter = make_adapter(make_spec(), provider, session, clock)
+    with pytest.raises(UrlRefused):
+        await adapter.run(make_call(files), resume=None, checkpoint=Checkpoints())
+    assert provider.calls("GET", "/cdn/out.png") == []
 
 
 async def test_a_final_status_in_the_submit_answer_skips_polling(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     provider.on("POST", "/tasks", Reply(json={"id": "t1", "status": "done", "result": [url]}))
@@ -339,7 +369,7 @@ async def test_results_as_url_data_url_or_bare_base64_become_assets(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     shape: str,
 ) -> None:
     url = serve_png(provider)
@@ -360,12 +390,12 @@ async def test_results_as_url_data_url_or_bare_base64_become_assets(
     adapter = make_adapter(make_spec(), provider, session, clock)
     (stored,) = (await adapter.run(make_call(files), resume=None, checkpoint=Checkpoints())).files
     expected = PNG if shape in ("url", "full_response") else JPEG
-    assert files.blobs[stored.asset_id] == expected
+    assert await content_of(files, stored) == expected
     assert stored.mime_type == ("image/png" if expected is PNG else "image/jpeg")
 
 
 async def test_a_result_that_is_neither_url_nor_base64_is_a_clear_error(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on(
@@ -377,7 +407,7 @@ async def test_a_result_that_is_neither_url_nor_base64_is_a_clear_error(
 
 
 async def test_success_without_a_result_names_the_paths(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
     provider.on("GET", "/tasks/t1", Reply(json={"status": "done", "result": []}))
@@ -389,7 +419,7 @@ async def test_success_without_a_result_names_the_paths(
 
 
 async def test_files_text_and_json_results_and_cost(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     provider.on("POST", "/tasks", Reply(json={"id": "t1"}))
@@ -435,7 +465,7 @@ async def test_files_text_and_json_results_and_cost(
 
 
 async def test_sync_models_answer_in_the_submit_call(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     spec = make_spec(
         model={
@@ -456,7 +486,7 @@ async def test_sync_models_answer_in_the_submit_call(
 
 
 async def test_binary_answers_are_stored_as_they_are(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 28
     spec = make_spec(
@@ -473,7 +503,7 @@ async def test_binary_answers_are_stored_as_they_are(
     adapter = make_adapter(spec, provider, session, clock)
     (stored,) = (await adapter.run(make_call(files), resume=None, checkpoint=Checkpoints())).files
     # The bytes as the provider sent them; their type is the store's business (it sniffs).
-    assert files.blobs[stored.asset_id] == wav
+    assert await content_of(files, stored) == wav
     assert "accept" not in provider.requests[0].headers or (
         provider.requests[0].headers["accept"] != "application/json"
     )
@@ -493,7 +523,7 @@ def fal_like_spec() -> Any:
 
 
 async def test_urls_from_the_submit_answer_drive_polling_and_result_fetch(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     base = provider.base_url
@@ -526,7 +556,7 @@ async def test_urls_from_the_submit_answer_drive_polling_and_result_fetch(
 
 
 async def test_the_key_is_never_sent_to_a_url_on_another_host(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     provider.on(
         "POST",
@@ -540,7 +570,7 @@ async def test_the_key_is_never_sent_to_a_url_on_another_host(
 
 
 async def test_body_status_envelopes_are_read_like_http_statuses(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     spec = make_spec(
         {"errors": {"envelope": {"code_path": "code", "message_path": "msg"}, "retryable": [455]}},
@@ -576,7 +606,7 @@ async def test_auth_styles(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     auth: dict[str, Any],
     check: Any,
 ) -> None:
@@ -594,7 +624,7 @@ async def test_idempotency_key_is_sent_where_the_spec_says(
     provider: FakeProvider,
     session: aiohttp.ClientSession,
     clock: ManualClock,
-    files: MemoryAssetIO,
+    files: ItemFiles,
     idempotency: dict[str, str],
 ) -> None:
     url = serve_png(provider)
@@ -609,7 +639,7 @@ async def test_idempotency_key_is_sent_where_the_spec_says(
 
 
 async def test_without_a_key_the_model_is_unavailable_with_the_variable_to_set(
-    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, clock: ManualClock, files: ItemFiles
 ) -> None:
     adapter = make_adapter(make_spec(), provider, session, clock, api_key=None)
     availability = adapter.availability()
@@ -642,7 +672,7 @@ async def test_env_defaults_override_model_names(
 
 
 async def test_hundreds_of_concurrent_tasks_poll_side_by_side(
-    provider: FakeProvider, session: aiohttp.ClientSession, files: MemoryAssetIO
+    provider: FakeProvider, session: aiohttp.ClientSession, files: ItemFiles
 ) -> None:
     url = serve_png(provider)
     submitted = 0

@@ -4,7 +4,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provider_fakes import BASE_SPEC, deep_merge, make_spec
+from provider_fakes import (
+    BASE_SPEC,
+    deep_merge,
+    make_spec,
+)
 
 from conveyor.providers.http import SHIPPED_SPECS, load_specs
 from conveyor.providers.spec import ProviderSpecError, parse_spec, parse_spec_text

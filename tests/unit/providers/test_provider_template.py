@@ -86,6 +86,19 @@ def test_dotted_names_read_nested_values_and_indexes() -> None:
     assert render("{{urls.1}}", variables) == "u1"
 
 
+@pytest.mark.parametrize("name", ["urls.2", "urls.-3", "urls.99"])
+def test_an_index_past_the_end_is_a_missing_variable_not_a_crash(name: str) -> None:
+    template = {"image_url": "{{" + name + "}}", "caption": "see {{" + name + "}}"}
+    with pytest.raises(TemplateVariablesMissing) as caught:
+        render(template, {"urls": ["u0", "u1"]}, context="acme/paint submit")
+    # A client's input that names too few URLs: a located 422, not an IndexError (a 500).
+    assert caught.value.status_code == 422
+    assert caught.value.missing == [name]
+    assert caught.value.message == f"missing template variables for acme/paint submit: {name}"
+    # Optional, it is simply left out.
+    assert render({"third": "{{" + name + "?}}"}, {"urls": ["u0", "u1"]}) == {}
+
+
 def test_optional_placeholders_drop_their_key_or_element() -> None:
     template = {"seed": "{{seed?}}", "list": ["{{a?}}", "b"], "text": "x{{a?}}y", "keep": 1}
     assert render(template, {}) == {"list": ["b"], "text": "xy", "keep": 1}

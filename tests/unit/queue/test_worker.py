@@ -79,6 +79,12 @@ async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
             await asyncio.sleep(0.01)
 
 
+async def _settled(worker: Worker) -> None:
+    """Until every claimed task's outcome is written: a task stays in flight until its
+    handler returned *and* the worker recorded what happened, so none is half-reported."""
+    await _until(lambda: worker.in_flight == 0)
+
+
 async def test_handler_runs_once_and_task_is_removed(db: Database) -> None:
     seen: list[int] = []
 
@@ -87,10 +93,10 @@ async def test_handler_runs_once_and_task_is_removed(db: Database) -> None:
 
     registry = TaskRegistry()
     registry.register("record", handler)
-    async with running_worker(db, registry) as (_, repo):
+    async with running_worker(db, registry) as (worker, repo):
         await _enqueue(db, repo, *(NewTask("record", {"n": n}) for n in range(20)))
         await _until(lambda: len(seen) == 20)
-        await asyncio.sleep(0.1)
+        await _settled(worker)
         async with db.read() as conn:
             counts = await repo.counts(conn)
     assert sorted(seen) == list(range(20))
@@ -121,12 +127,12 @@ async def test_failures_retry_then_die_and_the_domain_hears_of_it(db: Database) 
     registry.register("flaky", flaky, on_dead=on_dead)
     registry.register("broken", broken, on_dead=on_dead)
     registry.register("hopeless", hopeless, on_dead=on_dead)
-    async with running_worker(db, registry) as (_, repo):
+    async with running_worker(db, registry) as (worker, repo):
         await _enqueue(
             db, repo, NewTask("flaky", {}), NewTask("broken", {}), NewTask("hopeless", {})
         )
         await _until(lambda: len(buried) == 2 and calls["flaky"] == 3)
-        await asyncio.sleep(0.1)
+        await _settled(worker)
         async with db.read() as conn:
             dead = await repo.list_tasks(conn, status="dead")
     assert calls == {"flaky": 3, "broken": 3, "hopeless": 1}
@@ -192,10 +198,10 @@ async def test_handler_completing_in_its_own_transaction(db: Database) -> None:
 
     registry = TaskRegistry()
     registry.register("atomic", atomic)
-    async with running_worker(db, registry) as (_, repo):
+    async with running_worker(db, registry) as (worker, repo):
         await _enqueue(db, repo, NewTask("atomic", {}))
         await asyncio.wait_for(done.wait(), 10)
-        await asyncio.sleep(0.1)
+        await _settled(worker)
         async with db.read() as conn:
             assert sum((await repo.counts(conn)).values()) == 0
 
@@ -220,9 +226,9 @@ async def test_a_timeout_escaping_a_handler_without_a_limit_is_retried(db: Datab
 
     registry = TaskRegistry()
     registry.register("slowpoke", times_out_once)
-    async with running_worker(db, registry) as (_, repo):
+    async with running_worker(db, registry) as (worker, repo):
         await _enqueue(db, repo, NewTask("slowpoke", {}))
         await _until(lambda: calls == 2)
-        await asyncio.sleep(0.1)
+        await _settled(worker)
         async with db.read() as conn:
             assert sum((await repo.counts(conn)).values()) == 0

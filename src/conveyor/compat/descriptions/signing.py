@@ -68,6 +68,8 @@ SIGNATURE_HEADER = "X-Signature"
 MAX_CLOCK_SKEW = 300
 
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+# What an unknown client's signature is checked against (see ``verify_request``).
+_UNKNOWN_CLIENT_KEY = "\x00unknown-client"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 Query: TypeAlias = str | Mapping[str, str] | Sequence[tuple[str, str]]
@@ -176,7 +178,7 @@ def verify_request(
     # An unknown client is checked against a throwaway key so that it costs the same as a
     # known one with a wrong signature and the answer is the same: client names stay secret.
     key = keys.get(client)
-    expected = _hmac_hex(key if key is not None else "\x00unknown-client", body)
+    expected = _hmac_hex(key if key is not None else _UNKNOWN_CLIENT_KEY, body)
     if not hmac.compare_digest(expected, signature.lower()) or key is None:
         raise RequestSignatureRejected("signature does not match")
     return client
