@@ -40,6 +40,7 @@ from conveyor.jobs.models import (
     JobRow,
     StepRunRow,
 )
+from conveyor.jobs.service import SYNC_PRIORITY_BOOST
 from conveyor.queue import Task, TaskContext, TaskParked
 
 
@@ -136,6 +137,8 @@ class ItemHandler:
             started=item.status != ITEM_PENDING,
             can_park=deps.polls is not None,
             news=ctx.note if isinstance(ctx.note, StepNews) else None,
+            fence=ctx.fence,
+            urgent=job.priority >= SYNC_PRIORITY_BOOST,
         )
         deps.watch.track(job.id)
         parked = False

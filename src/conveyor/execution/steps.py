@@ -13,6 +13,11 @@ of a task the provider already accepted (polls failing, the result not downloada
 leaves the step running with its task id, so the next run polls that task again instead of
 paying for a second one.
 
+Before a remote model is called the step records that a submit is under way (in a write
+fenced on the item's queue task: a worker that lost the task stops before paying). A resumed
+step that finds a submit under way without a task id submits again with the same idempotency
+key (a provider that takes one de-duplicates it) and says so in the item's provenance.
+
 While a pollable provider works on a step's task, the item *parks* (``StepParked``; see
 ``execution.polling``) when that step is the only one the item is running: the scheduler
 polls, then runs the item again with the news (``ItemExecution.news``), and this step
@@ -22,7 +27,7 @@ collects the result. Steps running side by side poll in their own coroutines ins
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +46,7 @@ from conveyor.jobs.models import (
     STEP_CANCELLED,
     STEP_FAILED,
     STEP_RUNNING,
+    STEP_SUBMITTING,
     STEP_SUCCEEDED,
     ItemRow,
     JobRow,
@@ -70,6 +76,9 @@ class StepParked(Exception):
         self.step_run_id = step_run_id
         self.adapter = adapter
         self.wait = wait
+
+
+Fence = Callable[[AsyncConnection], Awaitable[None]]
 
 
 def _pollable(adapter: ModelAdapter | None) -> PollableAdapter | None:
@@ -118,6 +127,10 @@ class ItemExecution:
     # scheduler found for the step that parked when this run was resumed.
     can_park: bool = False
     news: StepNews | None = None
+    # Checks, inside a write, that this worker still owns the item's queue task.
+    fence: Fence | None = None
+    # The job is waited on by a caller (sync priority): providers may hold the answer.
+    urgent: bool = False
     _active_steps: int = 0
     _submitted: set[str] = field(default_factory=set)
 
@@ -163,7 +176,10 @@ class ItemExecution:
         return self.deps.watch.is_cancelled(self.job.id)
 
     async def _start(self, conn: AsyncConnection) -> None:
-        """The item's first write of this run also marks it running."""
+        """Every write of the item checks it still owns its task; the first of this run
+        also marks the item running."""
+        if self.fence is not None:
+            await self.fence(conn)
         if self.started:
             return
         await self.deps.items.start(conn, self.item, job_pending=self.job.status == JOB_PENDING)
@@ -242,9 +258,11 @@ class ItemExecution:
         resume_row = next(
             (r for r in earlier if r.status == STEP_RUNNING and r.external_task_id), None
         )
+        interrupted = next((r for r in earlier if r.status == STEP_SUBMITTING), None)
         failures = sum(1 for r in earlier if r.status == STEP_FAILED)
-        row_id = resume_row.id if resume_row else new_id()
-        started = resume_row.started_at if resume_row else self.now()
+        carried = resume_row or interrupted
+        row_id = carried.id if carried else new_id()
+        started = carried.started_at if carried else self.now()
         base = {
             "id": row_id,
             "item_id": self.item.id,
@@ -278,6 +296,7 @@ class ItemExecution:
             idempotency_key=f"{self.item.id}:{self.item.runs}:{step}:{model_id}:{failures + 1}",
             files=self.files,
             is_cancelled=self.cancelled,
+            urgent=self.urgent,
         )
         resume = (
             ProviderState(resume_row.external_task_id, resume_row.provider_state or {})
@@ -286,6 +305,10 @@ class ItemExecution:
         )
         adapter = self.deps.models.get(model_id)
         assert adapter is not None
+        if resume is None and getattr(adapter, "remote", True):
+            if interrupted is not None:
+                self._note_interrupted_submit(step, model_id, adapter)
+            await self._write_row({**base, "status": STEP_SUBMITTING})
         timer = time.perf_counter()
         outcome = "failed"
         submitted = resume is not None
@@ -327,6 +350,21 @@ class ItemExecution:
 
     def _checkpointed(self, row_id: str) -> bool:
         return row_id in self._submitted
+
+    def _note_interrupted_submit(self, step: str, model_id: str, adapter: ModelAdapter) -> None:
+        idempotent = bool(getattr(adapter, "idempotent", False))
+        notes = self.provenance.setdefault("interrupted_submits", [])
+        notes.append({"step": step, "model": model_id, "deduplicated": idempotent})
+        if not idempotent:
+            self.warn(
+                f"a submit to {model_id} was under way when its worker stopped; it was sent "
+                "again, and the provider (which takes no idempotency key) may have run it twice"
+            )
+
+    async def _write_row(self, values: dict[str, Any]) -> None:
+        async with self.deps.db.write() as conn:
+            await self._start(conn)
+            await self.deps.items.save_step_run(conn, values)
 
     async def _call_parking(
         self,

@@ -48,6 +48,8 @@ ITEM_CANCELLED = "cancelled"
 ITEM_OPEN = (ITEM_PENDING, ITEM_RUNNING)
 
 STEP_RUNNING = "running"
+# A submit to a paid provider is under way (or was, when a worker died): no task id yet.
+STEP_SUBMITTING = "submitting"
 STEP_SUCCEEDED = "succeeded"
 STEP_FAILED = "failed"
 STEP_CANCELLED = "cancelled"

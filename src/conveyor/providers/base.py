@@ -83,6 +83,9 @@ class ModelCall:
     idempotency_key: str
     files: AssetIO
     is_cancelled: Callable[[], bool] = lambda: False
+    # A caller waits for this answer (sync priority): a provider may hold the submit open
+    # for it (Replicate's ``Prefer: wait``); batch work never asks it to.
+    urgent: bool = False
 
 
 @dataclass(slots=True)

@@ -195,6 +195,10 @@ class SubmitSpec(RequestSpec):
     task_id: PathStr | None = None
     # name -> path in the submit answer; kept in ProviderState.data as {{state.name}}.
     save: dict[str, PathStr] = Field(default_factory=dict)
+    # Headers sent only when a caller waits for the answer (sync priority), e.g. Replicate's
+    # ``Prefer: wait``: holding batch submits open would widen the window in which a worker
+    # that dies has paid for a task it never recorded.
+    urgent_headers: dict[str, str] = Field(default_factory=dict)
 
 
 class PollSpec(RequestSpec):

@@ -194,6 +194,15 @@ class QueueRepository:
             & (queue_tasks.c.status == TASK_RUNNING)
         )
 
+    async def assert_owned(self, conn: AsyncConnection, task: Task) -> None:
+        """Raise ``LostTask`` unless ``task`` is still this claim's; on PostgreSQL the row
+        stays locked until the caller's transaction ends, so no claim can take it meanwhile."""
+        stmt = select(queue_tasks.c.id).where(self._fence(task))
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        if await conn.scalar(stmt) is None:
+            raise LostTask(f"task {task.id} was reclaimed by another worker")
+
     async def complete(self, conn: AsyncConnection, task: Task) -> None:
         """Remove a finished task. Raises ``LostTask`` if another worker owns it now."""
         result = await conn.execute(delete(queue_tasks).where(self._fence(task)))

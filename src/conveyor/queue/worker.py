@@ -93,6 +93,11 @@ class TaskContext:
     def db(self) -> Database:
         return self.worker.db
 
+    async def fence(self, conn: AsyncConnection) -> None:
+        """In the caller's transaction, check this worker still owns the task (``LostTask``
+        if not): do it before anything that must not happen twice, such as paying."""
+        await self.worker.repo.assert_owned(conn, self.task)
+
     async def complete(self, conn: AsyncConnection) -> None:
         """Finish the task in the caller's transaction (fenced: raises ``LostTask``)."""
         await self.worker.repo.complete(conn, self.task)

@@ -49,9 +49,13 @@ def call(files: ItemFiles, model_id: str, inputs: dict[str, Any], **kw: Any) -> 
     return ModelCall(model_id, inputs, f"run-{model_id}", files, **kw)
 
 
-async def run(adapter: HttpModelAdapter, files: ItemFiles, inputs: dict[str, Any]) -> ModelOutput:
+async def run(
+    adapter: HttpModelAdapter, files: ItemFiles, inputs: dict[str, Any], *, urgent: bool = False
+) -> ModelOutput:
     return await adapter.run(
-        call(files, adapter.model_id, inputs), resume=None, checkpoint=Checkpoints()
+        call(files, adapter.model_id, inputs, urgent=urgent),
+        resume=None,
+        checkpoint=Checkpoints(),
     )
 
 
@@ -331,7 +335,7 @@ async def test_kie_failed_task_reports_fail_msg(
         await run(adapter, files, {"prompt": "x"})
 
 
-async def test_replicate_prefer_wait_answers_without_polling(
+async def test_replicate_prefer_wait_answers_a_waiting_caller_without_polling(
     shipped_specs: dict[str, ProviderSpec],
     simulator: RunningSimulator,
     session: aiohttp.ClientSession,
@@ -340,13 +344,28 @@ async def test_replicate_prefer_wait_answers_without_polling(
 ) -> None:
     simulator.update_config({"replicate_output": "string"})
     adapter = adapter_for(shipped_specs, "replicate/flux-schnell", simulator, session, clock)
-    output = await run(adapter, files, {"prompt": "x"})
+    output = await run(adapter, files, {"prompt": "x"}, urgent=True)
     assert output.files
     assert output.cost == pytest.approx(0.003)
     assert simulator.counters()["polls"] == {}
 
     simulator.update_config({"latency_min": 40, "latency_max": 50})  # longer than the wait
-    assert (await run(adapter, files, {"prompt": "y"})).files
+    assert (await run(adapter, files, {"prompt": "y"}, urgent=True)).files
+    assert sum(simulator.counters()["polls"].values()) > 0
+
+
+async def test_replicate_batch_submits_are_never_held_open(
+    shipped_specs: dict[str, ProviderSpec],
+    simulator: RunningSimulator,
+    session: aiohttp.ClientSession,
+    clock: ManualClock,
+    files: ItemFiles,
+) -> None:
+    # A submit held open by "Prefer: wait" is one a worker can die in after paying.
+    simulator.update_config({"replicate_output": "string"})
+    adapter = adapter_for(shipped_specs, "replicate/flux-schnell", simulator, session, clock)
+    assert "Prefer" not in adapter.prepare_submit({"prompt": "x"}, idempotency_key="k").headers
+    assert (await run(adapter, files, {"prompt": "x"})).files
     assert sum(simulator.counters()["polls"].values()) > 0
 
 

@@ -6,13 +6,16 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.errors import ItemFailed, TemporaryFailure
 from conveyor.execution.handler import item_outcome
 from conveyor.execution.steps import ItemCancelled
 from conveyor.jobs.models import ITEM_CANCELLED, ITEM_FAILED, step_runs
 from conveyor.providers.errors import RetryableProviderError
+from conveyor.queue import LostTask, QueueRepository
+from conveyor.queue.models import queue_tasks
 from tests.support.adapters import PollingModel, ScriptedModel
 from tests.unit.execution.conftest import Engine
 
@@ -109,3 +112,56 @@ def test_outcomes_of_errors_are_decided_in_one_place() -> None:
     failed = item_outcome(ItemFailed("bad input", code="BAD"))
     assert failed is not None
     assert (failed.status, failed.error, failed.code) == (ITEM_FAILED, "bad input", "BAD")
+
+
+async def test_a_worker_that_lost_its_task_stops_before_paying(engine: MakeEngine) -> None:
+    echo = ScriptedModel()
+    e = engine(echo)
+    job = await e.job({"model": "test/echo", "items": [{"text": "a"}]})
+    queue = QueueRepository(e.db.dialect, e.deps.clock)
+    async with e.db.write() as conn:
+        [task] = await queue.claim(conn, "worker-a", 1, stale_after=30)
+        # Worker A stalls; worker B takes the task over (a later claim).
+        await conn.execute(
+            update(queue_tasks)
+            .where(queue_tasks.c.id == task.id)
+            .values(claims=queue_tasks.c.claims + 1, worker_id="worker-b")
+        )
+    run = await e.run_of(job)
+
+    async def fence(conn: AsyncConnection) -> None:
+        await queue.assert_owned(conn, task)
+
+    run.fence = fence
+    with pytest.raises(LostTask):
+        await run.step("generate", ["test/echo"], {"text": "a"})
+    assert echo.calls["a"] == 0  # never called: nothing paid
+
+
+async def test_a_submit_cut_short_is_sent_again_and_said_so(engine: MakeEngine) -> None:
+    slow = ScriptedModel(model_id="test/slow", delay=30)
+    e = engine(slow)
+    job = await e.job({"model": "test/slow", "items": [{"text": "a"}]})
+    first = asyncio.create_task(
+        (await e.run_of(job)).step("generate", ["test/slow"], {"text": "a"})
+    )
+    while slow.calls["a"] == 0:
+        await asyncio.sleep(0.01)
+    first.cancel()  # the worker dies while the provider has the request
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    async with e.db.read() as conn:
+        statuses = list(await conn.scalars(select(step_runs.c.status)))
+    assert statuses == ["submitting"]
+    slow.delay = 0
+    run = await e.run_of(job)
+    output = await run.step("generate", ["test/slow"], {"text": "a"})
+    assert output.text == "echo a"
+    assert slow.calls["a"] == 2
+    assert run.provenance["interrupted_submits"] == [
+        {"step": "generate", "model": "test/slow", "deduplicated": False}
+    ]
+    assert any("may have run it twice" in w for w in run.warnings)
+    async with e.db.read() as conn:
+        statuses = list(await conn.scalars(select(step_runs.c.status)))
+    assert statuses == ["succeeded"]  # the same step run, not a second one

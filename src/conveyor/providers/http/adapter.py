@@ -131,6 +131,14 @@ class HttpModelAdapter:
     def __repr__(self) -> str:
         return f"<HttpModelAdapter {self.model_id} at {self.base_url}>"
 
+    # A call costs money at the provider; a repeated submit is de-duplicated only when the
+    # spec sends an idempotency key (the engine reads both; see ``execution.steps``).
+    remote = True
+
+    @property
+    def idempotent(self) -> bool:
+        return self.model.idempotency is not None
+
     def availability(self) -> Availability:
         if not self.model.active:
             return Availability(
@@ -220,6 +228,8 @@ class HttpModelAdapter:
             # A resumed task may have finished while nobody watched: look at once.
             return self._wait_on(variables, resume, fresh=False)
         submit = self._prepare(self.model.submit, variables, "submit")
+        if call.urgent:
+            submit.headers.update(self.model.submit.urgent_headers)
         if call.is_cancelled():
             raise ProviderCancelled(f"{self.model_id}: cancelled before submit")
         answer = await self._caller.send_retrying(submit)

@@ -55,6 +55,9 @@ DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024
 class LocalModelAdapter:
     """Runs one local model (``spec``) in the process pool behind ``cpu``."""
 
+    # Nothing is paid for: running the same call again costs only CPU.
+    remote = False
+
     def __init__(
         self,
         spec: LocalModelSpec,
