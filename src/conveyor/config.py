@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Queue and workers
     worker_concurrency: int = Field(2000, ge=1)
     claim_batch_size: int = Field(50, ge=1, le=1000)
+    # Share of a worker's slots kept for clients holding fewer tasks than that (fair share).
+    worker_fair_reserve: float = Field(0.1, ge=0.0, le=0.5)
     queue_poll_interval: float = Field(1.0, gt=0)
     heartbeat_interval: float = Field(5.0, gt=0)
     heartbeat_timeout: float = Field(30.0, gt=0)
@@ -73,6 +75,11 @@ class Settings(BaseSettings):
     allowed_fetch_hosts: list[str] = Field(default_factory=list)
     allowed_fetch_networks: list[str] = Field(default_factory=list)
     http_pool_size: int = Field(300, ge=1)
+    # Separate pools: a client's slow input URLs never hold the connections provider calls
+    # and webhooks need.
+    fetch_pool_size: int = Field(100, ge=1)
+    webhook_pool_size: int = Field(20, ge=1)
+    fetch_deadline: float = Field(60.0, gt=0, le=3600)
     fetch_max_bytes: int = Field(25 * 1024 * 1024, ge=1024)
 
     # Security

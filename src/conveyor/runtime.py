@@ -79,7 +79,10 @@ class Runtime:
     descriptions: DescriptionsService
     catalog: CatalogService
     http: aiohttp.ClientSession
+    # Client-given input URLs; provider results; webhooks: each over a pool of its own.
     fetcher: SafeFetcher
+    result_fetcher: SafeFetcher
+    webhook_fetcher: SafeFetcher
     cpu: EnginePool
     watch: CancellationWatch
     secret_key: str
@@ -98,6 +101,7 @@ class Runtime:
             models=self.models,
             assets=self.assets,
             downloader=self.fetcher,
+            results=self.result_fetcher,
             watch=self.watch,
             max_input_bytes=self.settings.fetch_max_bytes,
             asset_links=self.asset_links,
@@ -109,6 +113,7 @@ class Runtime:
         return WorkerConfig(
             concurrency=s.worker_concurrency,
             claim_batch=s.claim_batch_size,
+            fair_reserve=s.worker_fair_reserve,
             poll_interval=s.queue_poll_interval,
             heartbeat_interval=s.heartbeat_interval,
             stale_after=s.heartbeat_timeout,
@@ -134,7 +139,7 @@ class Runtime:
                 self.db,
                 self.clock,
                 self.items,
-                self.fetcher,
+                self.webhook_fetcher,
                 secret=self.secret_key,
                 render_job=_render_job,
             ),
@@ -166,10 +171,23 @@ class Runtime:
             await self.listener.stop()
         if self.simulator is not None:
             await self.simulator.close()
+        for fetcher in (self.fetcher, self.webhook_fetcher):
+            await fetcher.session.close()
         await self.http.close()
         await self.storage.close()
         self.cpu.shutdown()
         await self.db.dispose()
+
+
+def _outbound_session(pool_size: int) -> aiohttp.ClientSession:
+    """An outbound HTTP pool. No cookie jar: what one server sets must never reach another;
+    no proxies taken from the environment."""
+    return aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
+    )
 
 
 def _tune_garbage_collector() -> None:
@@ -239,15 +257,13 @@ async def open_runtime(
     )
     events = EventBus()
     storage = create_storage(settings)
-    # One session for providers and the SSRF-checked fetcher. No cookie jar: what one server
-    # sets must never reach another; no proxies taken from the environment.
-    http = aiohttp.ClientSession(
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,
-        connector=aiohttp.TCPConnector(limit=settings.http_pool_size, limit_per_host=0),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
-    )
-    fetcher = SafeFetcher(http, UrlPolicy.from_settings(settings))
+    # Three pools, so one kind of traffic can't starve another: provider calls (and their
+    # result downloads), client-given input URLs, webhooks.
+    http = _outbound_session(settings.http_pool_size)
+    policy = UrlPolicy.from_settings(settings)
+    fetcher = SafeFetcher(_outbound_session(settings.fetch_pool_size), policy)
+    result_fetcher = SafeFetcher(http, policy)
+    webhook_fetcher = SafeFetcher(_outbound_session(settings.webhook_pool_size), policy)
     cpu = EnginePool(settings.process_pool_size, limits=cpu_limits(settings))
     models = build_model_registry(settings, http=http, cpu=cpu, clock=clock)
     for adapter in extra_adapters:
@@ -307,6 +323,8 @@ async def open_runtime(
         catalog=catalog,
         http=http,
         fetcher=fetcher,
+        result_fetcher=result_fetcher,
+        webhook_fetcher=webhook_fetcher,
         cpu=cpu,
         watch=CancellationWatch(db, events, items),
         secret_key=secret_key,

@@ -133,6 +133,7 @@ class PollableFake:
     polls: Counter[str] = field(default_factory=Counter)
     cancelled: list[str] = field(default_factory=list)
     finish: set[str] = field(default_factory=set)
+    # Answered once by the next poll of that task, then forgotten.
     fail: dict[str, Exception] = field(default_factory=dict)
     waiting: int = 0
 
@@ -173,7 +174,7 @@ class PollableFake:
         task_id = wait.state.external_task_id
         self.polls[task_id] += 1
         if task_id in self.fail:
-            return PollResult(final=True, error=self.fail[task_id])
+            return PollResult(final=True, error=self.fail.pop(task_id))
         if task_id in self.finish:
             return PollResult(final=True, answer=task_id)
         wait.pause = self.pause

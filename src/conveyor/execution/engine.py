@@ -24,7 +24,9 @@ class EngineDeps:
     recipes: RecipeRegistry
     models: ModelRegistry
     assets: AssetService
+    # Client-given input URLs, and provider results: two pools (see ``runtime``).
     downloader: Downloader
+    results: Downloader
     watch: CancellationWatch
     max_input_bytes: int = 25 * 1024 * 1024
     # How remote providers reach stored inputs when storage can't presign (public_url set).

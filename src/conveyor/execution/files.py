@@ -95,6 +95,7 @@ class ItemFiles:
         "_job_id",
         "_link_for",
         "_max_bytes",
+        "_results",
     )
 
     def __init__(
@@ -108,8 +109,11 @@ class ItemFiles:
         item_id: str,
         max_bytes: int,
         link_for: Callable[[Asset], Awaitable[str | None]] | None = None,
+        results: Downloader | None = None,
     ) -> None:
         self._db = db
+        # Input URLs come through ``downloader``, provider results through ``results``.
+        self._results = results or downloader
         self._assets = assets
         self._downloader = downloader
         self._client_id = client_id
@@ -166,20 +170,27 @@ class ItemFiles:
         return fresh(asset)
 
     async def store_from_url(self, url: str) -> StoredFile:
-        return fresh(await self._download(url, source_type=SOURCE_GENERATED))
+        return fresh(await self._download(url, source_type=SOURCE_GENERATED, via=self._results))
 
     async def store_input(self, url: str, *, accept: Collection[str] | None = None) -> StoredFile:
         """Store a client-given input URL as a derived asset of this item, recorded at once;
         with ``accept`` (e.g. ``image/*``) other content is refused before it is stored."""
-        asset = await self._download(url, source_type=SOURCE_DERIVED, accept=accept)
+        asset = await self._download(
+            url, source_type=SOURCE_DERIVED, accept=accept, via=self._downloader
+        )
         async with self._db.write() as conn:
             await self._assets.add(conn, asset)
         return stored(asset)
 
     async def _download(
-        self, url: str, *, source_type: str, accept: Collection[str] | None = None
+        self,
+        url: str,
+        *,
+        source_type: str,
+        via: Downloader,
+        accept: Collection[str] | None = None,
     ) -> Asset:
-        async with self._downloader.stream(
+        async with via.stream(
             url, max_bytes=self._max_bytes, accept=accept, allow_data=True
         ) as body:
             length = body.content_length

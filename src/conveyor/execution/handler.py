@@ -16,6 +16,7 @@ What an error means for the item is decided here, in one place (``item_outcome``
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +127,7 @@ class ItemHandler:
             item_id=item.id,
             max_bytes=deps.max_input_bytes,
             link_for=_link_maker(deps.asset_links),
+            results=deps.results,
         )
         run = ItemExecution(
             deps,
@@ -140,13 +142,29 @@ class ItemHandler:
             fence=ctx.fence,
             urgent=job.priority >= SYNC_PRIORITY_BOOST,
         )
-        deps.watch.track(job.id)
+        me = asyncio.current_task()
+        stopped = False
+
+        def stop() -> None:
+            # The job was cancelled: stop fetching inputs now, closing their connections
+            # (a step in a model call sees the cancel itself and cancels at the provider).
+            nonlocal stopped
+            if me is not None and not stopped and run.interruptible:
+                stopped = True
+                me.cancel()
+
+        deps.watch.track(job.id, stop)
         parked = False
         try:
             output = await recipe.run(run)
+        except asyncio.CancelledError:
+            if not stopped or me is None:
+                raise
+            me.uncancel()
+            await self._finish(ctx, job, item, ItemOutcome(ITEM_CANCELLED), run)
         except StepParked as step:
             assert deps.polls is not None
-            # The item waits in the scheduler (which now watches the job for cancels).
+            # The item waits in the scheduler, which watches the job for cancels from now on.
             deps.polls.park(Waiting(ctx.task.id, job.id, step.step_run_id, step.adapter, step.wait))
             parked = True
             raise TaskParked() from None
@@ -158,8 +176,9 @@ class ItemHandler:
         else:
             await self._finish(ctx, job, item, ItemOutcome(ITEM_COMPLETED), run, output)
         finally:
-            if not parked:
-                deps.watch.untrack(job.id)
+            if parked:
+                deps.watch.track(job.id)  # the scheduler's, until it resumes the item
+            deps.watch.untrack(job.id, stop)
 
     async def _finish(
         self,

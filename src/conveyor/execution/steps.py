@@ -133,6 +133,8 @@ class ItemExecution:
     urgent: bool = False
     _active_steps: int = 0
     _submitted: set[str] = field(default_factory=set)
+    # Input fetches running now: a cancel interrupts them at once (see ``interruptible``).
+    _fetching: int = 0
 
     @property
     def item_id(self) -> str:
@@ -195,7 +197,19 @@ class ItemExecution:
             await self.deps.items.set_stage(conn, self.item, stage, self.stages)
 
     async def fetch_input(self, url: str, *, images_only: bool = False) -> StoredFile:
-        return await self.files.store_input(url, accept=("image/*",) if images_only else None)
+        if self.cancelled():
+            raise ItemCancelled()
+        self._fetching += 1
+        try:
+            return await self.files.store_input(url, accept=("image/*",) if images_only else None)
+        finally:
+            self._fetching -= 1
+
+    @property
+    def interruptible(self) -> bool:
+        """Whether stopping the item's coroutine now loses nothing worth a goodbye: it is
+        fetching inputs (a step in a model call instead cancels at the provider itself)."""
+        return self._fetching > 0
 
     async def step(self, name: str, models: Sequence[str], inputs: dict[str, Any]) -> ModelOutput:
         self._active_steps += 1

@@ -235,7 +235,7 @@ class JobService:
                 )
             ],
         )
-        await self.queue.enqueue(conn, run_item_tasks(job.id, item_ids, s.priority))
+        await self.queue.enqueue(conn, run_item_tasks(job.id, client.id, item_ids, s.priority))
         return job
 
     # -- reading -----------------------------------------------------------------------
@@ -339,7 +339,7 @@ class JobService:
             raise Conflict(f"job {job_id} has no failed items to retry", code="NOTHING_TO_RETRY")
         reopened = await repo.reopen_failed_items(conn, job, self.clock.now())
         await self.queue.enqueue(
-            conn, run_item_tasks(job.id, [i.id for i in reopened], job.priority)
+            conn, run_item_tasks(job.id, job.client_id, [i.id for i in reopened], job.priority)
         )
         updated = await self.get(conn, None, job.id)
         await self.events.emit(conn, JobEvent(job.id, "job.progress", progress_event(updated)))

@@ -13,10 +13,19 @@ DELIVER_WEBHOOK = "jobs.deliver_webhook"
 WEBHOOK_MAX_ATTEMPTS = 8
 
 
-def run_item_tasks(job_id: str, item_ids: list[str], priority: int) -> list[NewTask]:
-    """One task per item; the job id groups them so a cancel drops them at once."""
+def run_item_tasks(
+    job_id: str, client_id: str, item_ids: list[str], priority: int
+) -> list[NewTask]:
+    """One task per item; the job id groups them so a cancel drops them at once, the client
+    id shares workers fairly between clients."""
     return [
-        NewTask(RUN_ITEM, {"item_id": item_id}, priority=priority, group_key=job_id)
+        NewTask(
+            RUN_ITEM,
+            {"item_id": item_id},
+            priority=priority,
+            group_key=job_id,
+            fair_key=client_id,
+        )
         for item_id in item_ids
     ]
 

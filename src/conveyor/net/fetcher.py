@@ -140,7 +140,7 @@ class SafeFetcher:
         user_agent: str = USER_AGENT,
     ) -> None:
         self.policy = policy or UrlPolicy()
-        self._session = session
+        self.session = session
         self._resolver: Resolver = resolver or SystemResolver()
         self._user_agent = user_agent
         self._timeout = aiohttp.ClientTimeout(
@@ -196,23 +196,37 @@ class SafeFetcher:
         headers: Mapping[str, str] | None = None,
         chunk_size: int = _DEFAULT_CHUNK,
     ) -> AsyncIterator[FetchStream]:
-        """``async with fetcher.stream(url) as body: async for chunk in body: ...``"""
+        """``async with fetcher.stream(url) as body: async for chunk in body: ...``
+
+        The policy's ``deadline`` covers the whole fetch, reading the body included."""
         limit = self.policy.max_bytes if max_bytes is None else max_bytes
         if allow_data and url[:5].lower() == "data:":
             yield _data_url_stream(url, limit, accept)
             return
-        response, target = await self._follow(url, method.upper(), data, headers)
+        deadline = asyncio.timeout(self.policy.deadline)
         try:
-            with _translated_errors(target.host):
-                answer = await _open_body(response, target, limit, accept, chunk_size)
-            yield answer
-        finally:
-            # A fully read answer leaves a reusable connection; anything else (an error,
-            # a caller that stopped early, a body over the limit) must drop it.
-            if response.content.at_eof():
-                response.release()
-            else:
-                response.close()
+            async with deadline:
+                response, target = await self._follow(url, method.upper(), data, headers)
+                try:
+                    with _translated_errors(target.host):
+                        answer = await _open_body(response, target, limit, accept, chunk_size)
+                    yield answer
+                finally:
+                    # A fully read answer leaves a reusable connection; anything else (an
+                    # error, a caller that stopped early, a body over the limit) drops it.
+                    if response.content.at_eof():
+                        response.release()
+                    else:
+                        response.close()
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            host = URL(url).host if "://" in url else None
+            raise FetchFailed(
+                f"{host or 'the URL'} did not answer in full within "
+                f"{self.policy.deadline:g} s (CONVEYOR_FETCH_DEADLINE)",
+                retryable=True,
+            ) from exc
 
     async def _follow(
         self,
@@ -282,7 +296,7 @@ class SafeFetcher:
         with _translated_errors(target.host):
             for address in addresses[:_MAX_ADDRESS_ATTEMPTS]:
                 try:
-                    return await self._session.request(
+                    return await self.session.request(
                         method,
                         target.url.with_host(str(address)),
                         data=data,

@@ -182,6 +182,8 @@ class UrlPolicy:
     read_timeout: float = 30.0
     # Per hop, body included: a server trickling one byte per read_timeout is cut off here.
     total_timeout: float | None = 300.0
+    # The whole fetch: every hop, name resolution and reading the body, however it is split.
+    deadline: float | None = 60.0
     _host_suffixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -214,6 +216,7 @@ class UrlPolicy:
         return cls(
             allow_private=settings.allow_private_urls,
             max_bytes=settings.fetch_max_bytes,
+            deadline=settings.fetch_deadline,
             allowed_hosts=frozenset(hosts),
             allowed_networks=tuple(networks),
         )

@@ -38,6 +38,8 @@ queue_tasks = Table(
     Column("worker_id", String(64), nullable=True),
     # Lets a domain act on all tasks of one thing at once (e.g. cancel a job's tasks).
     Column("group_key", String(64), nullable=True),
+    # Who the work is for (a client): a worker never lets one key take its last free slots.
+    Column("fair_key", String(64), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("claimed_at", Float, nullable=True),
@@ -88,6 +90,7 @@ class NewTask:
     delay: float = 0.0
     max_attempts: int | None = None
     group_key: str | None = None
+    fair_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,7 @@ class Task:
     worker_id: str | None
     group_key: str | None
     last_error: str | None = None
+    fair_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

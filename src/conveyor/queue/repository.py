@@ -14,7 +14,7 @@ transaction, so a task never refers to rows that were rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -55,6 +55,7 @@ def _task(row: Any) -> Task:
         worker_id=row.worker_id,
         group_key=row.group_key,
         last_error=row.last_error,
+        fair_key=row.fair_key,
     )
 
 
@@ -96,6 +97,7 @@ class QueueRepository:
                 "max_attempts": t.max_attempts or self.default_max_attempts,
                 "claims": 0,
                 "group_key": t.group_key,
+                "fair_key": t.fair_key,
                 "created_at": now,
             }
             for t in tasks
@@ -117,9 +119,16 @@ class QueueRepository:
     # -- claiming ----------------------------------------------------------------------
 
     async def claim(
-        self, conn: AsyncConnection, worker_id: str, limit: int, *, stale_after: float
+        self,
+        conn: AsyncConnection,
+        worker_id: str,
+        limit: int,
+        *,
+        stale_after: float,
+        exclude_fair_keys: Collection[str] = (),
     ) -> list[Task]:
-        """Claim up to ``limit`` tasks: first any held by dead workers, then due ones."""
+        """Claim up to ``limit`` tasks: first any held by dead workers, then due ones (but
+        none whose ``fair_key`` is in ``exclude_fair_keys``)."""
         if limit <= 0:
             return []
         now = self._now()
@@ -139,12 +148,13 @@ class QueueRepository:
                 count_attempt=True,
             )
         if len(claimed) < limit:
+            due = (queue_tasks.c.status == TASK_QUEUED) & (queue_tasks.c.run_after <= now)
+            if exclude_fair_keys:
+                due &= queue_tasks.c.fair_key.is_(None) | queue_tasks.c.fair_key.not_in(
+                    sorted(exclude_fair_keys)
+                )
             claimed += await self._claim_where(
-                conn,
-                worker_id,
-                limit - len(claimed),
-                (queue_tasks.c.status == TASK_QUEUED) & (queue_tasks.c.run_after <= now),
-                count_attempt=False,
+                conn, worker_id, limit - len(claimed), due, count_attempt=False
             )
         return claimed
 

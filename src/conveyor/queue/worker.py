@@ -11,6 +11,11 @@ and counts as in flight, but no coroutine holds it — whoever the handler hande
 a poll scheduler waiting on a provider) calls ``resume`` to run the handler again, with a
 ``note`` for it. A waiting task then costs a few hundred bytes instead of a coroutine chain.
 
+Fair share: tasks carry a ``fair_key`` (whose work it is). A worker keeps a reserve of its
+slots (``fair_reserve``, a fraction of ``concurrency``) that no key already holding that many
+tasks may take: one client's batch of thousands never leaves another client's request
+waiting for a slot; within what is claimable, higher ``priority`` goes first.
+
 Stopping is graceful: claiming stops, running tasks get ``shutdown_grace`` seconds, the rest
 are cancelled and their tasks — parked ones too — released without counting an attempt.
 """
@@ -24,6 +29,7 @@ import os
 import socket
 import time
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +119,8 @@ class WorkerConfig:
     stale_after: float = 30.0
     sweep_interval: float = 15.0
     shutdown_grace: float = 20.0
+    # Share of the slots kept for keys (clients) that hold fewer than that many tasks.
+    fair_reserve: float = 0.1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
@@ -135,6 +143,7 @@ class Worker:
         self.wakeup = wakeup or Signal()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._parked: dict[int, Task] = {}
+        self._by_key: Counter[str] = Counter()
         self._slot_freed = Signal()
         self._stopping = asyncio.Event()
         self._shutting_down = False
@@ -196,17 +205,30 @@ class Worker:
                     await self.repo.deregister_worker(conn, self.id)
             log.info("worker %s stopped", self.id)
 
+    def _claim_limits(self) -> tuple[int, list[str]]:
+        """How many tasks to claim now, and whose tasks may not take them (fair share)."""
+        free = self.config.concurrency - self.in_flight
+        reserve = int(self.config.concurrency * self.config.fair_reserve)
+        if free <= reserve:
+            # Only the reserve is left: for keys that hold fewer tasks than it.
+            big = [key for key, held in self._by_key.items() if held >= reserve]
+            return min(free, self.config.claim_batch), big
+        return min(free - reserve, self.config.claim_batch), []
+
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
-            free = self.config.concurrency - self.in_flight
-            if free <= 0:
+            want, exclude = self._claim_limits()
+            if want <= 0:
                 await self._slot_freed.wait(self.config.poll_interval)
                 continue
-            want = min(free, self.config.claim_batch)
             try:
                 async with self.db.write() as conn:
                     tasks = await self.repo.claim(
-                        conn, self.id, want, stale_after=self.config.stale_after
+                        conn,
+                        self.id,
+                        want,
+                        stale_after=self.config.stale_after,
+                        exclude_fair_keys=exclude,
                     )
             except Exception:
                 log.exception("claim failed; retrying after the poll interval")
@@ -215,6 +237,8 @@ class Worker:
             if tasks:
                 metrics.CLAIMS.inc(len(tasks))
             for task in tasks:
+                if task.fair_key is not None:
+                    self._by_key[task.fair_key] += 1
                 self._start(task)
             if len(tasks) < want:
                 await self.wakeup.wait(self.config.poll_interval)
@@ -229,6 +253,13 @@ class Worker:
             if self._running.get(task.id) is finished:
                 del self._running[task.id]
             metrics.IN_FLIGHT.dec()
+            if task.fair_key is not None and task.id not in self._parked:
+                # Its claim is over (a parked task is still held, and resumes later).
+                held = self._by_key[task.fair_key] - 1
+                if held > 0:
+                    self._by_key[task.fair_key] = held
+                else:
+                    self._by_key.pop(task.fair_key, None)
             self._slot_freed.notify()
 
         runner.add_done_callback(_done)
@@ -346,6 +377,7 @@ class Worker:
                 for runner in self._running.values():
                     runner.cancel()
                 self._parked.clear()
+                self._by_key.clear()
                 await self.repo.register_worker(
                     conn, self.id, name=self.config.name, concurrency=self.config.concurrency
                 )

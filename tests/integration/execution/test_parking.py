@@ -87,15 +87,15 @@ async def test_a_transient_failure_after_the_submit_polls_the_same_task_again(
         job_id = await _job(client, 1)
         await _until(lambda: _true_when(fake.waiting == 1), "parked")
         [task_id] = fake.submitted
+        fake.polls.clear()
         fake.fail[task_id] = RetryableProviderError("the provider answered 503")
 
         async def retried() -> bool:
-            return fake.polls[task_id] >= 2 and fake.waiting == 1
+            return task_id not in fake.fail and fake.polls[task_id] >= 2 and fake.waiting == 1
 
-        # The item runs again (queue retry) and parks on the same task.
-        fake.polls.clear()
+        # The failure is answered once; the item runs again (queue retry) and parks on the
+        # same task, which is polled again.
         await _until(retried, "the same task polled again after the failure")
-        del fake.fail[task_id]
         fake.finish.add(task_id)
 
         async def finished() -> bool:

@@ -84,6 +84,7 @@ async def engine(db: Database) -> Callable[..., Engine]:
             models=models,
             assets=assets,
             downloader=NoDownloads(),
+            results=NoDownloads(),
             watch=CancellationWatch(db, events, items),
         )
         return Engine(db, deps, jobs, models)

@@ -412,3 +412,15 @@ def test_the_public_surface_is_what_all_lists() -> None:
     exported = {name for name in dir(net) if not name.startswith("_")}
     modules = {"errors", "fetcher", "policy", "resolver", "annotations"}
     assert set(net.__all__) == exported - modules
+
+
+async def test_the_deadline_covers_the_whole_fetch_body_included(
+    server: LocalServer, session: aiohttp.ClientSession
+) -> None:
+    # Each read answers within the read timeout; the body never ends: only the deadline,
+    # which spans every hop and the whole body, stops it.
+    fetcher = SafeFetcher(session, UrlPolicy(allow_private=True, deadline=0.3))
+    with pytest.raises(FetchFailed, match=r"within 0\.3 s") as caught:
+        async with fetcher.stream(server.url("/redirect?to=/stall&status=302")) as body:
+            await body.read()
+    assert caught.value.retryable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -232,3 +233,28 @@ async def test_a_timeout_escaping_a_handler_without_a_limit_is_retried(db: Datab
         await _settled(worker)
         async with db.read() as conn:
             assert sum((await repo.counts(conn)).values()) == 0
+
+
+async def test_one_key_never_takes_the_reserved_slots(db: Database) -> None:
+    started: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(ctx: TaskContext) -> None:
+        started.append(str(ctx.payload["who"]))
+        await release.wait()
+
+    registry = TaskRegistry()
+    registry.register("hold", hold)
+    config = dataclasses.replace(FAST, fair_reserve=0.2)  # 2 of 10 slots
+    async with running_worker(db, registry, config) as (worker, repo):
+        await _enqueue(
+            db, repo, *(NewTask("hold", {"who": "a"}, fair_key="client-a") for _ in range(30))
+        )
+        await _until(lambda: started.count("a") == 8)
+        # A holds all but the reserve: it waits, though 22 of its tasks are due.
+        await _enqueue(db, repo, NewTask("hold", {"who": "b"}, fair_key="client-b"))
+        await _until(lambda: "b" in started)
+        assert started.count("a") == 8
+        assert worker.in_flight == 9
+        release.set()
+        await _until(lambda: started.count("a") == 30)
