@@ -15,6 +15,7 @@ from conveyor.catalog.endpoints import router as catalog_router
 from conveyor.compat.descriptions.endpoints import router as descriptions_router
 from conveyor.jobs.endpoints import router as jobs_router
 from conveyor.system.endpoints import router as system_router
+from conveyor.web.mount import mount_console
 
 _DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
@@ -26,6 +27,7 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(catalog_router)
     app.include_router(descriptions_router)
     mount_docs(app)
+    mount_console(app)
 
 
 def mount_docs(app: FastAPI) -> None:
