@@ -36,18 +36,14 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def open_console(
-    browser: Browser, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Console]:
+def open_console(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """Open mode: no API key exists, every request is the local client's."""
     with console_server(tmp_path_factory.mktemp("open-console")) as console:
         yield console
 
 
 @pytest.fixture(scope="session")
-def keyed_console(
-    browser: Browser, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Console]:
+def keyed_console(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """API keys exist (for the operator's ``local`` client, alice and bob)."""
     with console_server(
         tmp_path_factory.mktemp("keyed-console"), key_clients=["local", "alice", "bob"]

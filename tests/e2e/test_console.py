@@ -100,9 +100,7 @@ def test_cancel_stops_a_running_job(page: Page, open_console: Console, files: Pa
     expect(page.locator(".item .status")).to_have_text("cancelled")
 
 
-def test_retry_runs_only_the_failed_items_again(
-    page: Page, open_console: Console
-) -> None:
+def test_retry_runs_only_the_failed_items_again(page: Page, open_console: Console) -> None:
     open_console.echo.broken.add("refused")
     _start(page, "model:test/echo")
     page.fill("#f-item-text", "refused")

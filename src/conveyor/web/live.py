@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -31,6 +31,7 @@ from conveyor.deps import (
     ThumbnailsDep,
 )
 from conveyor.errors import NotFound
+from conveyor.jobs.models import JobRow
 from conveyor.jobs.schemas import JobOut
 from conveyor.jobs.streams import parse_event_id
 from conveyor.storage import ObjectStream
@@ -47,18 +48,22 @@ _INLINE_TYPES = frozenset(
 )
 
 
+async def followed_job(
+    viewer: ConsoleViewer, db: DatabaseDep, jobs: JobServiceDep, job_id: JobId
+) -> JobRow:
+    """The job to stream, read before the stream starts: an unknown job (or another
+    client's) is a 404, not a stream that breaks after its 200."""
+    # Not ReadConn: a stream lasts minutes, a read snapshot must not.
+    async with db.read() as conn:
+        return await jobs.get(conn, viewer.client, job_id)
+
+
 @router.get("/console/jobs/{job_id}/events", response_class=EventSourceResponse)
 async def job_events(
-    viewer: ConsoleViewer,
-    db: DatabaseDep,
-    jobs: JobServiceDep,
+    job: Annotated[JobRow, Depends(followed_job)],
     streams: JobStreamsDep,
-    job_id: JobId,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    # A stream lasts minutes: the read that checks access ends before it starts.
-    async with db.read() as conn:
-        job = await jobs.get(conn, viewer.client, job_id)
     async for event in streams.follow(job, resume_from=parse_event_id(last_event_id)):
         yield ServerSentEvent(event=event.event, data=event.data, id=event.id)
 
