@@ -91,7 +91,8 @@ def test_another_clients_job_is_invisible(
     expect(page.locator(f"[data-job-row='{bob_job}']")).to_have_count(0)
     expect(page.locator("main")).not_to_contain_text("bob's secret")
     answer = page.goto(f"/console/jobs/{bob_job}")
-    assert answer is not None and answer.status == 404
+    assert answer is not None
+    assert answer.status == 404
     events = page.request.get(f"/console/jobs/{bob_job}/events")
     assert events.status == 404
     page.goto("/console/gallery")
