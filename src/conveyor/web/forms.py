@@ -95,7 +95,8 @@ def _schema_field(
         concrete = [_resolve(schema, o) for o in options if o.get("type") != "null"]
         if len(concrete) == 1:
             node = {**concrete[0], **{k: v for k, v in node.items() if k != "anyOf"}}
-    label = str(node.get("title") or _label(name))
+    # The property's name, not its type's title (a file reference is titled "FileRef").
+    label = _label(name)
     common: dict[str, Any] = {
         "name": name,
         "label": label,

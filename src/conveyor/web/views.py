@@ -125,7 +125,8 @@ def file_refs(value: Any, label: str = "file") -> list[FileView]:
                 return
             for key, child in node.items():
                 if key not in _BOOKKEEPING:
-                    walk(child, str(key))
+                    # ``files`` is the engine's list of a step's results: say "result".
+                    walk(child, label if key == "files" else str(key))
         elif isinstance(node, list):
             for index, child in enumerate(node):
                 walk(child, f"{name} {index + 1}" if len(node) > 1 else name)
