@@ -74,3 +74,12 @@ def keyed_context(browser: Browser, keyed_console: Console) -> Iterator[BrowserC
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last. Playwright's sync API keeps an event loop running in the test
+    thread for as long as the session's browser lives, and no asyncio test can start its own
+    loop in that thread meanwhile."""
+    browser_tests = [i for i in items if "tests/e2e/" in str(i.path)]
+    others = [i for i in items if "tests/e2e/" not in str(i.path)]
+    items[:] = others + browser_tests

@@ -135,7 +135,9 @@ class ConsoleRoute(APIRoute):
             except SignInRequired:
                 response = _sign_in_redirect(request)
             except SameSiteBounce:
-                response = render(request, "bounce.html", viewer=None, target=request.url.path)
+                query = f"?{request.url.query}" if request.url.query else ""
+                target = request.url.path + query
+                response = render(request, "bounce.html", viewer=None, target=target)
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ())[1:])
