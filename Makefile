@@ -44,9 +44,10 @@ typecheck: $(STAMP_DEV)
 bench: $(STAMP_DEV)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-## Debian packages the local engines call (speech, OCR, translation). Needs root.
+## Debian packages the local engines call (speech, OCR, translation), and the browser the
+## console's tests drive (chromium, with a font for screenshots). Needs root.
 SYSTEM_PACKAGES := espeak-ng tesseract-ocr tesseract-ocr-eng tesseract-ocr-rus tesseract-ocr-deu \
-	apertium apertium-eng-spa ffmpeg
+	apertium apertium-eng-spa ffmpeg chromium fonts-dejavu-core
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -16,6 +16,7 @@ from conveyor.clients.endpoints import router as keys_router
 from conveyor.compat.descriptions.endpoints import router as descriptions_router
 from conveyor.jobs.endpoints import router as jobs_router
 from conveyor.system.endpoints import router as system_router
+from conveyor.web.mount import mount_console
 
 _DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
@@ -28,6 +29,7 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(keys_router)
     app.include_router(descriptions_router)
     mount_docs(app)
+    mount_console(app)
 
 
 def mount_docs(app: FastAPI) -> None:

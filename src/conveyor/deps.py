@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.datastructures import FormData
 
 from conveyor.assets.links import AssetLinks
 from conveyor.assets.service import AssetService
@@ -29,6 +30,19 @@ from conveyor.errors import Forbidden, Unauthorized
 from conveyor.jobs.service import JobService
 from conveyor.jobs.streams import JobStreams
 from conveyor.runtime import Runtime
+from conveyor.system.service import OperatorService
+from conveyor.web.routing import SameSiteBounce
+from conveyor.web.service import ConsoleService
+from conveyor.web.session import (
+    COOKIE_NAME,
+    CSRF_FIELD,
+    ConsoleSession,
+    CsrfRefused,
+    SessionCodec,
+    SignInRequired,
+    Viewer,
+)
+from conveyor.web.thumbnails import Thumbnails
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -141,3 +155,94 @@ async def admin_client(request: Request, client: CurrentClient) -> Client:
 
 
 AdminClient = Annotated[Client, Depends(admin_client)]
+
+
+# -- the web console ---------------------------------------------------------------------
+
+
+def get_console(runtime: RuntimeDep) -> ConsoleService:
+    return runtime.console
+
+
+def get_operator(runtime: RuntimeDep) -> OperatorService:
+    return runtime.operator
+
+
+def get_thumbnails(runtime: RuntimeDep) -> Thumbnails:
+    return runtime.thumbnails
+
+
+def get_sessions(runtime: RuntimeDep) -> SessionCodec:
+    return runtime.sessions
+
+
+ConsoleServiceDep = Annotated[ConsoleService, Depends(get_console)]
+OperatorServiceDep = Annotated[OperatorService, Depends(get_operator)]
+ThumbnailsDep = Annotated[Thumbnails, Depends(get_thumbnails)]
+SessionCodecDep = Annotated[SessionCodec, Depends(get_sessions)]
+
+
+async def console_session(request: Request, sessions: SessionCodecDep) -> ConsoleSession:
+    """The browser's console session, or a new one (its cookie is set with the answer)."""
+    session = sessions.decode(request.cookies.get(COOKIE_NAME))
+    if session is not None:
+        return session
+    if request.headers.get("sec-fetch-site") == "cross-site" and request.method == "GET":
+        # The SameSite=Strict cookie was withheld, not missing: a new one would replace it.
+        raise SameSiteBounce("continue to the console")
+    session = sessions.open_session()
+    request.state.console_cookie = (sessions.encode(session), sessions.seconds_left(session))
+    return session
+
+
+ConsoleSessionDep = Annotated[ConsoleSession, Depends(console_session)]
+
+
+async def console_viewer(
+    request: Request,
+    session: ConsoleSessionDep,
+    sessions: SessionCodecDep,
+    clients: ClientServiceDep,
+) -> Viewer:
+    """Who looks at the console: the client of the key the session was signed in with
+    (while that key is active), else the local client in open mode; else sign in first."""
+    token = sessions.csrf_token(session)
+    viewer: Viewer | None = None
+    if session.key_id is not None:
+        client = await clients.client_of_key(session.key_id)
+        if client is not None:
+            viewer = Viewer(client, session, token, signed_in=True)
+    if viewer is None and await clients.is_open():
+        viewer = Viewer(LOCAL_CLIENT, session, token, signed_in=False)
+    if viewer is None:
+        raise SignInRequired("sign in with an API key to use the console")
+    request.state.console_viewer = viewer
+    return viewer
+
+
+ConsoleViewer = Annotated[Viewer, Depends(console_viewer)]
+
+
+async def console_admin(viewer: ConsoleViewer) -> Viewer:
+    if not viewer.admin:
+        raise Forbidden("only an administrator may do this", code="ADMIN_ONLY")
+    return viewer
+
+
+ConsoleAdmin = Annotated[Viewer, Depends(console_admin)]
+
+
+async def console_form(
+    request: Request, session: ConsoleSessionDep, sessions: SessionCodecDep
+) -> FormData:
+    """The posted form, once its CSRF token proves it came from a page of this console."""
+    form = await request.form()
+    if not sessions.csrf_ok(session, form.get(CSRF_FIELD)):
+        raise CsrfRefused(
+            "this form has expired or did not come from this console; "
+            "reload the page and send it again"
+        )
+    return form
+
+
+ConsoleForm = Annotated[FormData, Depends(console_form)]

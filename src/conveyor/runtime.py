@@ -53,6 +53,10 @@ from conveyor.queue.repository import NOTIFY_CHANNEL
 from conveyor.recipes.base import RecipeRegistry
 from conveyor.recipes.catalog import default_recipes
 from conveyor.storage import StorageBackend, create_storage
+from conveyor.system.service import OperatorService
+from conveyor.web.service import ConsoleService
+from conveyor.web.session import SessionCodec
+from conveyor.web.thumbnails import Thumbnails
 
 if TYPE_CHECKING:
     from conveyor.sim import RunningSimulator
@@ -86,6 +90,10 @@ class Runtime:
     cpu: EnginePool
     watch: CancellationWatch
     secret_key: str
+    operator: OperatorService
+    console: ConsoleService
+    sessions: SessionCodec
+    thumbnails: Thumbnails
     asset_links: AssetLinks | None = None
     listener: PostgresListener | None = None
     worker: Worker | None = None
@@ -328,6 +336,10 @@ async def open_runtime(
         cpu=cpu,
         watch=CancellationWatch(db, events, items),
         secret_key=secret_key,
+        operator=OperatorService(queue, stale_after=settings.heartbeat_timeout),
+        console=ConsoleService(jobs, items, assets, catalog),
+        sessions=SessionCodec(secret_key, clock),
+        thumbnails=Thumbnails(storage),
         asset_links=AssetLinks(secret_key, settings.public_url, clock)
         if settings.public_url
         else None,

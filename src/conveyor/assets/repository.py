@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.assets.models import Asset, assets
@@ -31,6 +32,30 @@ async def get_assets(conn: AsyncConnection, asset_ids: list[str]) -> dict[str, A
         return {}
     rows = await conn.execute(select(assets).where(assets.c.id.in_(asset_ids)))
     return {row.id: _asset(row) for row in rows}
+
+
+async def list_assets(
+    conn: AsyncConnection,
+    client_id: str,
+    *,
+    mime_prefix: str,
+    limit: int,
+    before: tuple[datetime, str] | None = None,
+) -> list[Asset]:
+    """The client's assets of one kind of content, newest first (``before``: keyset cursor)."""
+    stmt = select(assets).where(
+        assets.c.client_id == client_id, assets.c.mime_type.startswith(mime_prefix)
+    )
+    if before is not None:
+        created, asset_id = before
+        stmt = stmt.where(
+            or_(
+                assets.c.created_at < created,
+                and_(assets.c.created_at == created, assets.c.id < asset_id),
+            )
+        )
+    stmt = stmt.order_by(assets.c.created_at.desc(), assets.c.id.desc()).limit(limit)
+    return [_asset(row) for row in await conn.execute(stmt)]
 
 
 async def storage_keys_in_use(conn: AsyncConnection, storage_keys: list[str]) -> set[str]:

@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -158,6 +159,19 @@ class AssetService:
 
     async def get_many(self, conn: AsyncConnection, asset_ids: list[str]) -> dict[str, Asset]:
         return await repository.get_assets(conn, asset_ids)
+
+    async def list_images(
+        self,
+        conn: AsyncConnection,
+        client_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Asset]:
+        """The client's images (uploads and results), newest first."""
+        return await repository.list_assets(
+            conn, client_id, mime_prefix="image/", limit=limit, before=before
+        )
 
     async def delete_of_jobs(self, conn: AsyncConnection, job_ids: list[str]) -> set[str]:
         """Delete the rows of the jobs' assets; returns their storage keys. The bytes stay:

@@ -19,9 +19,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.clients.models import api_keys, clients
@@ -162,9 +162,28 @@ class ClientService:
 
     async def authenticate(self, key: str) -> Client | None:
         """The client owning an active key, or None."""
+        found = await self.sign_in(key)
+        return found[0] if found is not None else None
+
+    async def sign_in(self, key: str) -> tuple[Client, str] | None:
+        """The client owning an active key and the key's id (a console session keeps the
+        id, never the key), or None."""
         digest = hash_key(key)
+        row = await self._active_key(api_keys.c.key_hash == digest)
+        if row is None or not hmac.compare_digest(row.key_hash, digest):
+            return None
+        await self._note_use(row.id)
+        return _client(row), row.id
+
+    async def client_of_key(self, key_id: str) -> Client | None:
+        """The client of the key with this id while the key is active (revoking the key
+        ends every console session signed in with it)."""
+        row = await self._active_key(api_keys.c.id == key_id)
+        return _client(row) if row is not None else None
+
+    async def _active_key(self, which: ColumnElement[bool]) -> Any:
         async with self.db.read() as conn:
-            row = (
+            return (
                 await conn.execute(
                     select(
                         api_keys.c.id,
@@ -175,16 +194,12 @@ class ClientService:
                     )
                     .join(clients, clients.c.id == api_keys.c.client_id)
                     .where(
-                        api_keys.c.key_hash == digest,
+                        which,
                         api_keys.c.revoked_at.is_(None),
                         clients.c.disabled_at.is_(None),
                     )
                 )
             ).first()
-        if row is None or not hmac.compare_digest(row.key_hash, digest):
-            return None
-        await self._note_use(row.id)
-        return Client(row.cid, row.name, "admin" if row.scope == "admin" else "client")
 
     async def _note_use(self, key_id: str) -> None:
         """Record when a key was last used, at most once a minute per key and process."""
@@ -217,3 +232,7 @@ class ClientService:
         address or ``--insecure``): every request then acts as the local client. Revoking
         the last key of an exposed server never opens it."""
         return self.open_allowed and not await self.has_active_keys()
+
+
+def _client(row: Any) -> Client:
+    return Client(row.cid, row.name, "admin" if row.scope == "admin" else "client")
