@@ -189,7 +189,7 @@ async def run_celery(
                 enqueue = asyncio.create_task(asyncio.to_thread(_enqueue, config, generations))
 
                 async def progress() -> tuple[int, int]:
-                    return sum(1 for _ in os.scandir(results)), 0
+                    return len(os.listdir(results)), 0
 
                 watching = asyncio.create_task(
                     watch(
