@@ -187,11 +187,11 @@ async def _run_extras(plan: Plan, results: Results, workdir: Path, postgres: str
 
         await _attempt(results, f"throughput ({kind})", throughput)
     if plan.profile:
-        log("profile: Conveyor's worker under cProfile, then under tracemalloc")
+        log("profile: Conveyor's worker under py-spy, then under tracemalloc")
 
         async def profile() -> None:
             results.profile = await profile_conveyor(
-                plan.generations, plan.poll, plan.latency, plan.backend, workdir / "profile"
+                plan.generations, plan.poll, plan.backend, workdir / "profile"
             )
 
         await _attempt(results, "profile", profile)
