@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.stamp-run
 STAMP_DEV := $(VENV)/.stamp-dev
+STAMP_BENCH := $(VENV)/.stamp-bench
 PIP_FLAGS := --disable-pip-version-check --quiet
 
 .PHONY: serve test lint format typecheck bench system-deps clean
@@ -40,8 +41,12 @@ format: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy src
 
-## Benchmarks (not tests): numbers go to bench/RESULTS.md.
-bench: $(STAMP_DEV)
+$(STAMP_BENCH): $(STAMP_DEV) pyproject.toml
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev,bench]'
+	touch $@
+
+## Benchmarks (not tests): numbers go to bench/RESULTS.md. BENCH_ARGS="peer --quick" etc.
+bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## Debian packages the local engines call (speech, OCR, translation), and the browser the

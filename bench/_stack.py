@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,12 +168,18 @@ class WorkerProcess:
     """``conveyor worker`` with given settings; RSS and CPU read through psutil."""
 
     def __init__(
-        self, settings: Settings, log_path: Path, extra_env: Mapping[str, str] | None = None
+        self,
+        settings: Settings,
+        log_path: Path,
+        extra_env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings
         self.log_path = log_path
         # Variables outside CONVEYOR_* settings, e.g. a provider's model-name override.
         self.extra_env = dict(extra_env or {})
+        # Another way to start the same worker, e.g. under a profiler (bench._peer_profile).
+        self.command = list(command or [str(Path(sys.executable).with_name("conveyor")), "worker"])
         self.process: subprocess.Popen[str] | None = None
         self.ps: psutil.Process | None = None
 
@@ -187,7 +193,7 @@ class WorkerProcess:
         }
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("conveyor")), "worker"],
+            self.command,
             cwd=self.log_path.parent,
             env=env,
             stdout=subprocess.PIPE,
