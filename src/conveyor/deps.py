@@ -26,6 +26,7 @@ from conveyor.compat.descriptions.service import DescriptionsService
 from conveyor.config import Settings
 from conveyor.core.db import Database
 from conveyor.errors import Forbidden, Unauthorized
+from conveyor.execution.callbacks import CallbackReceiver
 from conveyor.jobs.service import JobService
 from conveyor.jobs.streams import JobStreams
 from conveyor.runtime import Runtime
@@ -93,6 +94,10 @@ def get_asset_links(runtime: RuntimeDep) -> AssetLinks | None:
     return runtime.asset_links
 
 
+def get_callback_receiver(runtime: RuntimeDep) -> CallbackReceiver:
+    return runtime.callbacks
+
+
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
 JobStreamsDep = Annotated[JobStreams, Depends(get_streams)]
 AssetServiceDep = Annotated[AssetService, Depends(get_assets)]
@@ -101,6 +106,7 @@ ClientServiceDep = Annotated[ClientService, Depends(get_clients)]
 DescriptionsServiceDep = Annotated[DescriptionsService, Depends(get_descriptions)]
 # Signed links to stored files; None unless CONVEYOR_PUBLIC_URL is set.
 AssetLinksDep = Annotated[AssetLinks | None, Depends(get_asset_links)]
+CallbackReceiverDep = Annotated[CallbackReceiver, Depends(get_callback_receiver)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `conveyor keys create`")
 

@@ -29,9 +29,11 @@ from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.db import Database
 from conveyor.core.notify import PostgresListener, Signal
+from conveyor.execution.callbacks import CallbackReceiver, StepCallbacks
 from conveyor.execution.cancellation import CancellationWatch
 from conveyor.execution.engine import EngineDeps
 from conveyor.execution.tasks import register_execution_tasks
+from conveyor.execution.wakeups import StepWakeups
 from conveyor.execution.webhooks import WebhookSender
 from conveyor.jobs.events import EVENTS_CHANNEL, EventBus
 from conveyor.jobs.items import ItemService
@@ -81,6 +83,8 @@ class Runtime:
     fetcher: SafeFetcher
     cpu: EnginePool
     watch: CancellationWatch
+    wakeups: StepWakeups
+    callbacks: CallbackReceiver
     secret_key: str
     asset_links: AssetLinks | None = None
     listener: PostgresListener | None = None
@@ -100,6 +104,15 @@ class Runtime:
             watch=self.watch,
             max_input_bytes=self.settings.fetch_max_bytes,
             asset_links=self.asset_links,
+            callbacks=StepCallbacks(
+                self.models,
+                self.wakeups,
+                self.clock,
+                public_url=self.settings.public_url,
+                secret=self.secret_key,
+            )
+            if self.settings.public_url
+            else None,
         )
 
     def worker_config(self) -> WorkerConfig:
@@ -137,6 +150,7 @@ class Runtime:
         )
         self._spawn(self.worker.run(), "worker")
         self._spawn(self.watch.run(), "cancellation-watch")
+        self._spawn(self.wakeups.follow(self.events), "step-wakeups")
         sweeper = RetentionSweeper(
             self.db, self.queue, self.assets, self.clock, days=self.settings.retention_days
         )
@@ -303,6 +317,8 @@ async def open_runtime(
         fetcher=fetcher,
         cpu=cpu,
         watch=CancellationWatch(db, events, items),
+        wakeups=StepWakeups(clock),
+        callbacks=CallbackReceiver(db, items, models, events, clock, secret=secret_key),
         secret_key=secret_key,
         asset_links=AssetLinks(secret_key, settings.public_url, clock)
         if settings.public_url

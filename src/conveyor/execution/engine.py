@@ -8,6 +8,7 @@ from conveyor.assets.links import AssetLinks
 from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
+from conveyor.execution.callbacks import StepCallbacks
 from conveyor.execution.cancellation import CancellationWatch
 from conveyor.execution.files import Downloader
 from conveyor.jobs.items import ItemService
@@ -28,3 +29,5 @@ class EngineDeps:
     max_input_bytes: int = 25 * 1024 * 1024
     # How remote providers reach stored inputs when storage can't presign (public_url set).
     asset_links: AssetLinks | None = None
+    # Per-step callback URLs and the pauses a callback ends; None: polling alone.
+    callbacks: StepCallbacks | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -226,6 +227,9 @@ class ItemExecution:
                     },
                 )
 
+        callbacks = self.deps.callbacks
+        callback_url = callbacks.url_for(model_id, row_id) if callbacks is not None else None
+        called_back = callbacks if callback_url else None
         call = ModelCall(
             model_id=model_id,
             inputs=inputs,
@@ -233,6 +237,8 @@ class ItemExecution:
             idempotency_key=f"{self.item.id}:{self.item.runs}:{step}:{model_id}:{failures + 1}",
             files=self.files,
             is_cancelled=self.cancelled,
+            callback_url=callback_url,
+            pause=called_back.pause(row_id) if called_back else None,
         )
         resume = (
             ProviderState(resume_row.external_task_id, resume_row.provider_state or {})
@@ -242,9 +248,10 @@ class ItemExecution:
         timer = time.perf_counter()
         outcome = "failed"
         try:
-            output = await self.deps.models.get(model_id).run(  # type: ignore[union-attr]
-                call, resume=resume, checkpoint=checkpoint
-            )
+            with called_back.listening(row_id) if called_back else nullcontext():
+                output = await self.deps.models.get(model_id).run(  # type: ignore[union-attr]
+                    call, resume=resume, checkpoint=checkpoint
+                )
             outcome = "succeeded"
         except ProviderCancelled as exc:
             await self._save(base, STEP_CANCELLED, error=exc.message)

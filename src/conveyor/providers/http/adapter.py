@@ -15,8 +15,11 @@ The life of a call, for an async model::
 
 A resumed call (``resume`` given) skips straight to polling: it never submits twice.
 Sync models (OpenAI-compatible) take their result from the submit answer. Polling is
-``await`` on the engine clock's sleep (``ProviderLimits.clock``), so a worker holds
-thousands of these at once; ``max_wait`` is measured on the same clock's ``monotonic()``.
+``await`` on ``ModelCall.pause`` (by default the engine clock's sleep,
+``ProviderLimits.clock``), so a worker holds thousands of these at once; ``max_wait`` is
+measured on the same clock's ``monotonic()``. A model that declares ``callback:`` and is
+given a ``callback_url`` sends it with the submit and polls only every ``safety_interval``
+(4 × ``interval`` by default): the caller's pause ends early when the callback arrives.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import aiohttp
 from yarl import URL
 
 from conveyor.errors import ValidationFailed
+from conveyor.providers import callbacks as provider_callbacks
 from conveyor.providers.base import (
     Availability,
     Checkpoint,
@@ -124,6 +128,12 @@ class HttpModelAdapter:
         )
         self._result = ResultExtractor(self.model.result.kind, self.model.result.paths)
         self._task_error = ErrorExtractor(self.model.error or spec.errors.paths)
+        # The provider's secret for signing callbacks, where the model declares them.
+        self.callback_secret = (
+            provider_callbacks.provider_secret(self.model.callback, environ)
+            if self.model.callback is not None
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"<HttpModelAdapter {self.model_id} at {self.base_url}>"
@@ -189,6 +199,9 @@ class HttpModelAdapter:
             self._check_resume(resume)
             return await self._follow(call, variables, resume, fresh=False)
         submit = self._prepare(self.model.submit, variables, "submit")
+        callback = self.model.callback
+        if callback is not None and call.callback_url and self.model.mode == "async":
+            submit = provider_callbacks.with_callback(submit, callback, call.callback_url)
         if call.is_cancelled():
             raise ProviderCancelled(f"{self.model_id}: cancelled before submit")
         answer = await self._caller.send_retrying(submit)
@@ -339,6 +352,13 @@ class HttpModelAdapter:
 
     # -- polling ----------------------------------------------------------------------------
 
+    def _safety_interval(self, call: ModelCall) -> float | None:
+        """The pause between polls while a callback is awaited; None without one."""
+        callback, poll = self.model.callback, self.model.poll
+        if callback is None or poll is None or not call.callback_url:
+            return None
+        return callback.safety_interval or 4 * poll.interval
+
     async def _follow(
         self,
         call: ModelCall,
@@ -361,16 +381,19 @@ class HttpModelAdapter:
                 provider=self.provider,
             ) from None
         clock = self.limits.clock
+        sleep = call.pause or clock.sleep
         started = clock.monotonic()
+        # With a callback coming, polls are only the safety net for a lost one.
+        safety = self._safety_interval(call)
         # A resumed task may have finished while nobody watched: look at once.
-        nominal = poll.initial_interval if fresh else 0.0
+        nominal = (safety or poll.initial_interval) if fresh else 0.0
         pause = nominal
         errors = not_found = 0
         seen = False
         warned: set[str] = set()
         async with self.limits.task():
             while True:
-                await clock.sleep(pause)
+                await sleep(pause)
                 if call.is_cancelled():
                     await self._cancel_at_provider(pvars)
                     raise ProviderCancelled(f"{self.model_id}: task {task_id} cancelled")
@@ -396,7 +419,7 @@ class HttpModelAdapter:
                     if exc.http_status == 404 and not seen and not_found < poll.not_found_grace:
                         # gen-api: a fresh task can 404 for a few polls before it shows up.
                         not_found += 1
-                        nominal = self._grow(nominal)
+                        nominal = safety or self._grow(nominal)
                         pause = self._jitter(nominal)
                         continue
                     if exc.http_status == 404:
@@ -426,7 +449,7 @@ class HttpModelAdapter:
                     logger.warning(
                         "%s task %s: unknown status %r, still polling", self.model_id, task_id, raw
                     )
-                nominal = self._grow(nominal)
+                nominal = safety or self._grow(nominal)
                 pause = self._jitter(nominal)
                 # Thousands of tasks wait here at once: don't keep the last answer alive
                 # (its parsed body and headers) through the sleep.
