@@ -24,11 +24,16 @@ from conveyor.assets.links import AssetLinks
 from conveyor.assets.service import AssetService
 from conveyor.catalog.service import CatalogService
 from conveyor.clients.service import ClientService
+from conveyor.compat.boxes.generation import GenerationPlanner
+from conveyor.compat.boxes.links import FileLinks
+from conveyor.compat.boxes.service import BoxService
+from conveyor.compat.boxes.settling import BoxSettler
 from conveyor.compat.descriptions.service import DescriptionsService
 from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.db import Database
 from conveyor.core.notify import PostgresListener, Signal
+from conveyor.errors import ConfigurationError
 from conveyor.execution.callbacks import CallbackReceiver, StepCallbacks
 from conveyor.execution.cancellation import CancellationWatch
 from conveyor.execution.engine import EngineDeps
@@ -78,6 +83,8 @@ class Runtime:
     items: ItemService
     streams: JobStreams
     descriptions: DescriptionsService
+    boxes: BoxService
+    box_settler: BoxSettler
     catalog: CatalogService
     http: aiohttp.ClientSession
     fetcher: SafeFetcher
@@ -86,7 +93,9 @@ class Runtime:
     wakeups: StepWakeups
     callbacks: CallbackReceiver
     secret_key: str
-    asset_links: AssetLinks | None = None
+    # Signs links to stored files; the engine hands them to providers only when
+    # CONVEYOR_PUBLIC_URL says how providers reach this server.
+    asset_links: AssetLinks
     listener: PostgresListener | None = None
     worker: Worker | None = None
     simulator: RunningSimulator | None = None
@@ -103,7 +112,7 @@ class Runtime:
             downloader=self.fetcher,
             watch=self.watch,
             max_input_bytes=self.settings.fetch_max_bytes,
-            asset_links=self.asset_links,
+            asset_links=self.asset_links if self.settings.public_url else None,
             callbacks=StepCallbacks(
                 self.models,
                 self.wakeups,
@@ -151,6 +160,7 @@ class Runtime:
         self._spawn(self.worker.run(), "worker")
         self._spawn(self.watch.run(), "cancellation-watch")
         self._spawn(self.wakeups.follow(self.events), "step-wakeups")
+        self._spawn(self.box_settler.run(), "box-settling")
         sweeper = RetentionSweeper(
             self.db, self.queue, self.assets, self.clock, days=self.settings.retention_days
         )
@@ -172,6 +182,7 @@ class Runtime:
                 await task
         if self.listener is not None:
             await self.listener.stop()
+        await self.box_settler.close()
         if self.simulator is not None:
             await self.simulator.close()
         await self.http.close()
@@ -192,6 +203,19 @@ def _tune_garbage_collector() -> None:
 
 def _render_job(job: JobRow) -> dict[str, object]:
     return JobOut.from_row(job).model_dump(mode="json")
+
+
+def _file_links(settings: Settings, storage: StorageBackend, signer: AssetLinks) -> FileLinks:
+    """How clients download box files: the public bucket URL when the operator set one."""
+    if not settings.s3_public_url:
+        return FileLinks(storage, signer)
+    from conveyor.storage.s3 import S3Storage
+
+    if not isinstance(storage, S3Storage):
+        raise ConfigurationError("CONVEYOR_S3_PUBLIC_URL needs CONVEYOR_STORAGE=s3")
+    return FileLinks(
+        storage, signer, public_base=settings.s3_public_url, object_key=storage.object_key
+    )
 
 
 def _secret_key(settings: Settings) -> str:
@@ -290,6 +314,10 @@ async def open_runtime(
     items = ItemService(clock, queue, events)
     streams = JobStreams(db, clock, events, assets)
     secret_key = _secret_key(settings)
+    asset_links = AssetLinks(secret_key, settings.public_url, clock)
+    boxes = BoxService(
+        jobs, assets, GenerationPlanner(models), _file_links(settings, storage, asset_links), clock
+    )
     listener = None
     if db.dialect == "postgresql":
         listener = PostgresListener(settings.resolved_database_url)
@@ -312,6 +340,8 @@ async def open_runtime(
         items=items,
         streams=streams,
         descriptions=DescriptionsService(jobs, streams, clients, clock, settings),
+        boxes=boxes,
+        box_settler=BoxSettler(db, boxes, assets, clock),
         catalog=catalog,
         http=http,
         fetcher=fetcher,
@@ -320,9 +350,7 @@ async def open_runtime(
         wakeups=StepWakeups(clock),
         callbacks=CallbackReceiver(db, items, models, events, clock, secret=secret_key),
         secret_key=secret_key,
-        asset_links=AssetLinks(secret_key, settings.public_url, clock)
-        if settings.public_url
-        else None,
+        asset_links=asset_links,
         listener=listener,
         simulator=simulator,
     )
