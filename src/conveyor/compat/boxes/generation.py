@@ -10,7 +10,8 @@ client can get wrong is refused here, before any job exists or any provider is c
 * a parent that is not finished (409 ``PARENT_NOT_READY``) or not an image (422
   ``PARENT_NOT_IMAGE``), or a model that takes no input image (422 ``PARENT_NOT_ACCEPTED``:
   img2vid needs a video model that takes one);
-* ``config`` naming ``prompt`` or the image input, or holding a file (``{"url"}``,
+* ``config`` (a number given for an input the model declares as text becomes text) naming
+  ``prompt`` or the image input, or holding a file (``{"url"}``,
   ``{"asset_id"}``: files come in as the parent only) (422 ``CONFIG_CONFLICT``);
 * for a declarative HTTP model, the dry run of its submit request: a placeholder the call
   never gets (422 ``MISSING_VARIABLES``, ``PARENT_REQUIRED`` when it is the image) or an
@@ -79,6 +80,19 @@ def image_input(adapter: ModelAdapter) -> str | None:
     return next((name for name in names if _IMAGE_NAMES.search(name)), None)
 
 
+def _as_declared(adapter: ModelAdapter, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with numbers given for inputs declared as text turned into text: Kie wants
+    ``"duration": "8"``, and a client (or ``--config duration=8``) sends a number."""
+    declared = adapter.catalogue_entry().get("spec", {}).get("inputs") or []
+    text = {str(field.get("name")) for field in declared if field.get("type") == "string"}
+    return {
+        name: str(value)
+        if name in text and isinstance(value, int | float) and not isinstance(value, bool)
+        else value
+        for name, value in config.items()
+    }
+
+
 class GenerationPlanner:
     """Checks a generation request against the catalogue and builds the model's inputs."""
 
@@ -102,7 +116,7 @@ class GenerationPlanner:
                 "model's other settings)",
                 code="CONFIG_CONFLICT",
             )
-        inputs: dict[str, Any] = {**request.config, PROMPT: request.prompt}
+        inputs: dict[str, Any] = {**_as_declared(adapter, request.config), PROMPT: request.prompt}
         if parent is not None and target is not None:
             inputs[target] = {"asset_id": parent.file_asset_id}
         self._dry_run(adapter, inputs, target, image_expected=image_input(adapter))
