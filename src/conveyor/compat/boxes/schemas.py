@@ -14,6 +14,20 @@ SourceType = Literal["UPLOADED", "GENERATED", "IMG2VID"]
 _MAX_CONFIG_KEYS = 100
 
 
+def _text_only(value: Any) -> Any:
+    """Refuse NUL characters anywhere: no database stores them in text (PostgreSQL refuses)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _text_only(key)
+            _text_only(item)
+    elif isinstance(value, list):
+        for item in value:
+            _text_only(item)
+    return value
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -21,9 +35,13 @@ class _Request(BaseModel):
 class BoxCreate(_Request):
     name: str = Field(min_length=1, max_length=200)
 
+    _clean_name = field_validator("name")(_text_only)
+
 
 class BoxUpdate(_Request):
     name: str = Field(min_length=1, max_length=200)
+
+    _clean_name = field_validator("name")(_text_only)
 
 
 class GenerateRequest(_Request):
@@ -51,12 +69,14 @@ class GenerateRequest(_Request):
         default_factory=dict, description="The model's other inputs (aspect_ratio, duration, …)"
     )
 
+    _clean_text = field_validator("model", "prompt", "parent_asset")(_text_only)
+
     @field_validator("config")
     @classmethod
     def _few_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > _MAX_CONFIG_KEYS:
             raise ValueError(f"config may have at most {_MAX_CONFIG_KEYS} keys")
-        return value
+        return _text_only(value)  # type: ignore[no-any-return]
 
 
 class BoxOut(BaseModel):

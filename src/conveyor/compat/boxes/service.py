@@ -23,6 +23,7 @@ An asset of another box whose parent was in the deleted box keeps its file; its
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,9 @@ UPLOAD_TYPES: Final = IMAGE_MIMES | frozenset(
         "audio/mp4",
     }
 )
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+# Ids are UUIDs; anything else (the seed's integers, junk) is simply not found, unqueried.
+_ID: Final = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 _JOB_GONE: Final = "the generation's job was deleted before it finished"
 
 
@@ -139,7 +143,7 @@ class BoxService:
 
     async def box(self, conn: AsyncConnection, client: Client, box_id: str) -> BoxRow:
         """The client's box; 404 for a box of another client as for none."""
-        box = await repo.get_box(conn, box_id)
+        box = await repo.get_box(conn, box_id) if _ID.match(box_id) else None
         if box is None or box.client_id != client.id:
             raise BoxNotFound(f"box {box_id} not found")
         return box
@@ -179,8 +183,10 @@ class BoxService:
         self, client: Client, chunks: AsyncIterable[bytes], *, filename: str | None
     ) -> Asset:
         """Store an upload's bytes (outside any transaction); returns the row to record."""
+        # Control characters (NUL above all) have no place in a stored name.
+        name = _CONTROL.sub("", filename) if filename else None
         return await self.assets.ingest(
-            client.id, chunks, filename=filename, allowed_types=UPLOAD_TYPES
+            client.id, chunks, filename=name, allowed_types=UPLOAD_TYPES
         )
 
     async def add_upload(
@@ -250,7 +256,7 @@ class BoxService:
         return view
 
     async def asset(self, conn: AsyncConnection, client: Client, asset_id: str) -> AssetView:
-        row = await repo.get_asset(conn, asset_id)
+        row = await repo.get_asset(conn, asset_id) if _ID.match(asset_id) else None
         if row is None or row.client_id != client.id:
             raise AssetNotFound(f"asset {asset_id} not found")
         (view,) = await self._views(conn, [row])
