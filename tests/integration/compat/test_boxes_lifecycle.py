@@ -1,5 +1,6 @@
-"""What happens to boxes over time: deleting one (its generations cancelled, its files gone,
-other boxes' assets intact), and results that outlive the retention of their jobs."""
+"""What happens to boxes over time: a generation that survives a restart of the server,
+deleting a box (its generations cancelled, its files gone, other boxes' assets intact), and
+results that outlive the retention of their jobs."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from typing import Any
 
 import pytest
 
+from conveyor.core.clock import ManualClock
 from conveyor.jobs.retention import RetentionSweeper
 from conveyor.storage import content_key
 from tests.integration.compat.boxes_support import asset, download, png, settled, upload
 from tests.integration.compat.test_boxes_api import SEEDANCE, finish_kie_task, generate, new_box
-from tests.integration.providers.callback_stack import SECRETS, eventually, open_stack, until
+from tests.integration.providers.callback_stack import (
+    SECRETS,
+    eventually,
+    open_stack,
+    start_sim,
+    until,
+)
+from tests.support.server import free_port
 
 DAY = 86_400.0
 
@@ -117,3 +126,31 @@ async def test_results_outlive_the_retention_of_their_jobs(
         assert lost["status"] == "FAILED"
         assert "failCode 400" in lost["error_message"]
         assert lost["external_task_id"] == failed["external_task_id"]
+
+
+async def test_a_generation_survives_a_restart_and_its_callback_still_arrives(
+    database_url: str, tmp_path: Path
+) -> None:
+    simulator = await start_sim(ManualClock())
+    running = (simulator, free_port())
+    try:
+        async with open_stack(database_url, tmp_path / "data", running=running) as stack:
+            box_id = await new_box(stack)
+            made = await generate(stack, box_id, {"model": "kie/seedream-4.5", "prompt": "a mill"})
+            await until(lambda: stack.clock.sleepers == 1)  # submitted; the task id is kept
+            (task,) = simulator.state.tasks.values()
+        # The server stopped mid-generation; the same server starts again.
+        async with open_stack(database_url, tmp_path / "data", running=running) as stack:
+            # The resumed step looks at the task at once, then waits for its callback.
+            await until(lambda: stack.polls(task) == 1 and stack.clock.sleepers == 1)
+            assert (await asset(stack, made["id"]))["status"] == "PROCESSING"
+            stack.clock.advance(task.latency)
+            done = await settled(stack, made["id"])
+            assert done["status"] == "COMPLETED", done
+            assert done["external_task_id"] == task.id
+            assert stack.sim.counters()["submissions_total"] == 1  # never submitted twice
+            (delivery,) = simulator.state.deliveries
+            assert delivery.status == 200, delivery.answer
+            assert stack.polls(task) == 2  # once on resuming, once when called back
+    finally:
+        await simulator.close()

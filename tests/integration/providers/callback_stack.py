@@ -62,16 +62,8 @@ class Stack:
         return body
 
 
-@asynccontextmanager
-async def open_stack(
-    database_url: str,
-    data_dir: Path,
-    *,
-    sim: dict[str, Any] | None = None,
-    **overrides: Any,
-) -> AsyncIterator[Stack]:
-    """Simulator and Conveyor (workers embedded), callbacks on, one ``ManualClock``."""
-    clock = ManualClock()
+async def start_sim(clock: ManualClock, sim: dict[str, Any] | None = None) -> RunningSimulator:
+    """The simulator on ``clock``: 8 s tasks, callbacks signed as the secrets say."""
     config = SimConfig.model_validate(
         {
             "latency_min": 8,
@@ -81,8 +73,29 @@ async def open_stack(
             **(sim or {}),
         }
     )
-    simulator = await start_simulator(config, clock=clock)
-    port = free_port()
+    return await start_simulator(config, clock=clock)
+
+
+@asynccontextmanager
+async def open_stack(
+    database_url: str,
+    data_dir: Path,
+    *,
+    sim: dict[str, Any] | None = None,
+    running: tuple[RunningSimulator, int] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Stack]:
+    """Simulator and Conveyor (workers embedded), callbacks on, one ``ManualClock``.
+
+    ``running`` restarts Conveyor beside a simulator that outlives it, on the same port (so
+    callback URLs issued before the restart still arrive); the caller closes that simulator.
+    """
+    if running is None:
+        simulator, port = await start_sim(ManualClock(), sim), free_port()
+    else:
+        simulator, port = running
+    clock = simulator.state.clock
+    assert isinstance(clock, ManualClock)
     settings = fast_settings(
         database_url,
         data_dir,
@@ -102,7 +115,8 @@ async def open_stack(
         ):
             yield Stack(base_url, http, app, simulator, clock)
     finally:
-        await simulator.close()
+        if running is None:
+            await simulator.close()
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0) -> T:
