@@ -30,7 +30,7 @@ GENERATED: Final = "GENERATED"
 IMG2VID: Final = "IMG2VID"
 SOURCE_TYPES: Final = (UPLOADED, GENERATED, IMG2VID)
 
-# The jobs of box generations say where they came from (``GET /v1/jobs?source=boxes``).
+# The jobs of box generations say where they came from (``jobs.source``).
 JOB_SOURCE: Final = "boxes"
 
 boxes = Table(
