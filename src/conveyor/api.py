@@ -13,7 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from conveyor.assets.endpoints import router as assets_router
 from conveyor.catalog.endpoints import router as catalog_router
 from conveyor.clients.endpoints import router as keys_router
+from conveyor.compat.boxes.endpoints import router as boxes_router
 from conveyor.compat.descriptions.endpoints import router as descriptions_router
+from conveyor.execution.endpoints import router as callbacks_router
 from conveyor.jobs.endpoints import router as jobs_router
 from conveyor.system.endpoints import router as system_router
 from conveyor.web.mount import mount_console
@@ -28,6 +30,8 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(catalog_router)
     app.include_router(keys_router)
     app.include_router(descriptions_router)
+    app.include_router(callbacks_router)
+    app.include_router(boxes_router)
     mount_docs(app)
     mount_console(app)
 

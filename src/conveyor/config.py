@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
+    # The bucket's public base URL, when its objects are readable without a signature
+    # (e.g. "https://my-bucket.s3.example.com"): box files are linked there, not presigned.
+    s3_public_url: str = Field("", pattern=r"^(https?://\S+)?$")
 
     # HTTP server
     host: str = "127.0.0.1"
@@ -173,6 +176,8 @@ class Settings(BaseSettings):
             )
         if self.storage == "s3" and not self.s3_bucket:
             raise ConfigurationError("CONVEYOR_S3_BUCKET is required when CONVEYOR_STORAGE=s3")
+        if self.s3_public_url and self.storage != "s3":
+            raise ConfigurationError("CONVEYOR_S3_PUBLIC_URL needs CONVEYOR_STORAGE=s3")
         return self
 
     @property

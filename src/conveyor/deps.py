@@ -23,10 +23,13 @@ from conveyor.assets.links import AssetLinks
 from conveyor.assets.service import AssetService
 from conveyor.catalog.service import CatalogService
 from conveyor.clients.service import LOCAL_CLIENT, Client, ClientService
+from conveyor.compat.boxes.service import BoxService
+from conveyor.compat.boxes.settling import BoxSettler
 from conveyor.compat.descriptions.service import DescriptionsService
 from conveyor.config import Settings
 from conveyor.core.db import Database
 from conveyor.errors import Forbidden, Unauthorized
+from conveyor.execution.callbacks import CallbackReceiver
 from conveyor.jobs.service import JobService
 from conveyor.jobs.streams import JobStreams
 from conveyor.runtime import Runtime
@@ -107,14 +110,29 @@ def get_asset_links(runtime: RuntimeDep) -> AssetLinks | None:
     return runtime.asset_links
 
 
+def get_callback_receiver(runtime: RuntimeDep) -> CallbackReceiver:
+    return runtime.callbacks
+
+
+def get_boxes(runtime: RuntimeDep) -> BoxService:
+    return runtime.boxes
+
+
+def get_box_settler(runtime: RuntimeDep) -> BoxSettler:
+    return runtime.box_settler
+
+
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
 JobStreamsDep = Annotated[JobStreams, Depends(get_streams)]
 AssetServiceDep = Annotated[AssetService, Depends(get_assets)]
 CatalogServiceDep = Annotated[CatalogService, Depends(get_catalog)]
 ClientServiceDep = Annotated[ClientService, Depends(get_clients)]
 DescriptionsServiceDep = Annotated[DescriptionsService, Depends(get_descriptions)]
-# Signed links to stored files; None unless CONVEYOR_PUBLIC_URL is set.
+# Signs and checks time-limited links to stored files (``/v1/assets/{id}/signed``).
 AssetLinksDep = Annotated[AssetLinks | None, Depends(get_asset_links)]
+CallbackReceiverDep = Annotated[CallbackReceiver, Depends(get_callback_receiver)]
+BoxServiceDep = Annotated[BoxService, Depends(get_boxes)]
+BoxSettlerDep = Annotated[BoxSettler, Depends(get_box_settler)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `conveyor keys create`")
 

@@ -24,15 +24,22 @@ from conveyor.assets.links import AssetLinks
 from conveyor.assets.service import AssetService
 from conveyor.catalog.service import CatalogService
 from conveyor.clients.service import ClientService
+from conveyor.compat.boxes.generation import GenerationPlanner
+from conveyor.compat.boxes.links import FileLinks
+from conveyor.compat.boxes.service import BoxService
+from conveyor.compat.boxes.settling import BoxSettler
 from conveyor.compat.descriptions.service import DescriptionsService
 from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.db import Database
 from conveyor.core.notify import PostgresListener, Signal
+from conveyor.errors import ConfigurationError
+from conveyor.execution.callbacks import CallbackReceiver, StepCallbacks
 from conveyor.execution.cancellation import CancellationWatch
 from conveyor.execution.engine import EngineDeps
 from conveyor.execution.polling import PollScheduler
 from conveyor.execution.tasks import register_execution_tasks
+from conveyor.execution.wakeups import StepWakeups
 from conveyor.execution.webhooks import WebhookSender
 from conveyor.jobs.events import EVENTS_CHANNEL, EventBus
 from conveyor.jobs.items import ItemService
@@ -81,6 +88,8 @@ class Runtime:
     items: ItemService
     streams: JobStreams
     descriptions: DescriptionsService
+    boxes: BoxService
+    box_settler: BoxSettler
     catalog: CatalogService
     http: aiohttp.ClientSession
     # Client-given input URLs; provider results; webhooks: each over a pool of its own.
@@ -89,12 +98,16 @@ class Runtime:
     webhook_fetcher: SafeFetcher
     cpu: EnginePool
     watch: CancellationWatch
+    wakeups: StepWakeups
+    callbacks: CallbackReceiver
     secret_key: str
     operator: OperatorService
     console: ConsoleService
     sessions: SessionCodec
     thumbnails: Thumbnails
-    asset_links: AssetLinks | None = None
+    # Signs links to stored files; the engine hands them to providers only when
+    # CONVEYOR_PUBLIC_URL says how providers reach this server.
+    asset_links: AssetLinks
     listener: PostgresListener | None = None
     worker: Worker | None = None
     simulator: RunningSimulator | None = None
@@ -112,8 +125,17 @@ class Runtime:
             results=self.result_fetcher,
             watch=self.watch,
             max_input_bytes=self.settings.fetch_max_bytes,
-            asset_links=self.asset_links,
             polls=polls,
+            asset_links=self.asset_links if self.settings.public_url else None,
+            callbacks=StepCallbacks(
+                self.models,
+                self.wakeups,
+                self.clock,
+                public_url=self.settings.public_url,
+                secret=self.secret_key,
+            )
+            if self.settings.public_url
+            else None,
         )
 
     def worker_config(self) -> WorkerConfig:
@@ -138,7 +160,11 @@ class Runtime:
             self.db, self.queue, registry, self.worker_config(), wakeup=self.wakeup
         )
         polls = PollScheduler(
-            self.clock, self.watch, resume=worker.resume, is_parked=worker.is_parked
+            self.clock,
+            self.watch,
+            resume=worker.resume,
+            is_parked=worker.is_parked,
+            wakeups=self.wakeups if self.settings.public_url else None,
         )
         register_execution_tasks(
             registry,
@@ -156,6 +182,8 @@ class Runtime:
         self._spawn(worker.run(), "worker")
         self._spawn(polls.run(), "poll-scheduler")
         self._spawn(self.watch.run(), "cancellation-watch")
+        self._spawn(self.wakeups.follow(self.events), "step-wakeups")
+        self._spawn(self.box_settler.run(), "box-settling")
         sweeper = RetentionSweeper(
             self.db, self.queue, self.assets, self.clock, days=self.settings.retention_days
         )
@@ -177,6 +205,7 @@ class Runtime:
                 await task
         if self.listener is not None:
             await self.listener.stop()
+        await self.box_settler.close()
         if self.simulator is not None:
             await self.simulator.close()
         for fetcher in (self.fetcher, self.webhook_fetcher):
@@ -210,6 +239,19 @@ def _tune_garbage_collector() -> None:
 
 def _render_job(job: JobRow) -> dict[str, object]:
     return JobOut.from_row(job).model_dump(mode="json")
+
+
+def _file_links(settings: Settings, storage: StorageBackend, signer: AssetLinks) -> FileLinks:
+    """How clients download box files: the public bucket URL when the operator set one."""
+    if not settings.s3_public_url:
+        return FileLinks(storage, signer)
+    from conveyor.storage.s3 import S3Storage
+
+    if not isinstance(storage, S3Storage):
+        raise ConfigurationError("CONVEYOR_S3_PUBLIC_URL needs CONVEYOR_STORAGE=s3")
+    return FileLinks(
+        storage, signer, public_base=settings.s3_public_url, object_key=storage.object_key
+    )
 
 
 def _secret_key(settings: Settings) -> str:
@@ -306,6 +348,10 @@ async def open_runtime(
     items = ItemService(clock, queue, events)
     streams = JobStreams(db, clock, events, assets)
     secret_key = _secret_key(settings)
+    asset_links = AssetLinks(secret_key, settings.public_url, clock)
+    boxes = BoxService(
+        jobs, assets, GenerationPlanner(models), _file_links(settings, storage, asset_links), clock
+    )
     listener = None
     if db.dialect == "postgresql":
         listener = PostgresListener(settings.resolved_database_url)
@@ -328,6 +374,8 @@ async def open_runtime(
         items=items,
         streams=streams,
         descriptions=DescriptionsService(jobs, streams, clients, clock, settings),
+        boxes=boxes,
+        box_settler=BoxSettler(db, boxes, assets, clock),
         catalog=catalog,
         http=http,
         fetcher=fetcher,
@@ -335,14 +383,14 @@ async def open_runtime(
         webhook_fetcher=webhook_fetcher,
         cpu=cpu,
         watch=CancellationWatch(db, events, items),
+        wakeups=StepWakeups(clock),
+        callbacks=CallbackReceiver(db, items, models, events, clock, secret=secret_key),
         secret_key=secret_key,
         operator=OperatorService(queue, stale_after=settings.heartbeat_timeout),
         console=ConsoleService(jobs, items, assets, catalog),
         sessions=SessionCodec(secret_key, clock),
         thumbnails=Thumbnails(storage),
-        asset_links=AssetLinks(secret_key, settings.public_url, clock)
-        if settings.public_url
-        else None,
+        asset_links=asset_links,
         listener=listener,
         simulator=simulator,
     )

@@ -20,8 +20,10 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    port = free_port()
+async def serving(app: FastAPI, *, port: int | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on ``port`` (a free one unless given: a test that must name its own
+    address in the settings, such as ``public_url``, picks it first)."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

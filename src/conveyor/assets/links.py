@@ -33,4 +33,6 @@ class AssetLinks:
     def valid(self, asset_id: str, expires: int, signature: str) -> bool:
         if expires < self._clock.timestamp():
             return False
-        return hmac.compare_digest(self._signature(asset_id, expires), signature)
+        # As bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+        expected = self._signature(asset_id, expires).encode()
+        return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))

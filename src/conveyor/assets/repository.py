@@ -79,3 +79,12 @@ async def delete_assets_of_jobs(conn: AsyncConnection, job_ids: list[str]) -> li
     )
     await conn.execute(delete(assets).where(assets.c.job_id.in_(job_ids)))
     return keys
+
+
+async def delete_assets(conn: AsyncConnection, asset_ids: list[str]) -> list[str]:
+    """Delete these rows; returns their storage keys (the caller decides which bytes to drop)."""
+    if not asset_ids:
+        return []
+    keys = list(await conn.scalars(select(assets.c.storage_key).where(assets.c.id.in_(asset_ids))))
+    await conn.execute(delete(assets).where(assets.c.id.in_(asset_ids)))
+    return keys

@@ -178,6 +178,11 @@ class AssetService:
         other assets may share them (see ``storage_keys_in_use``, ``delete_bytes``)."""
         return set(await repository.delete_assets_of_jobs(conn, job_ids))
 
+    async def delete(self, conn: AsyncConnection, asset_ids: list[str]) -> set[str]:
+        """Delete these rows; returns their storage keys. The bytes stay: see
+        ``delete_of_jobs``."""
+        return set(await repository.delete_assets(conn, asset_ids))
+
     async def storage_keys_in_use(self, conn: AsyncConnection, keys: list[str]) -> set[str]:
         return await repository.storage_keys_in_use(conn, keys)
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from conveyor.cli import catalog, jobs, keys, queue, server
+from conveyor.cli import catalog, jobs, keys, provider_setup, queue, server, trying
 from conveyor.cli.app import app
 
-__all__ = ["app", "catalog", "jobs", "keys", "main", "queue", "server"]
+__all__ = [
+    "app",
+    "catalog",
+    "jobs",
+    "keys",
+    "main",
+    "provider_setup",
+    "queue",
+    "server",
+    "trying",
+]
 
 
 def main() -> None:

@@ -30,7 +30,9 @@ keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once).", no
 jobs_app = typer.Typer(help="Jobs on a running server.", no_args_is_help=True)
 queue_app = typer.Typer(help="The work queue: dead tasks and requeueing.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalogue of a running server.", no_args_is_help=True)
-providers_app = typer.Typer(help="Providers: list, add as data, test.", no_args_is_help=True)
+providers_app = typer.Typer(
+    help="Providers: list, set up, add as data, test.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(queue_app, name="queue")

@@ -32,16 +32,17 @@ def models_list(
     key: KeyOption = None,
     kind: Annotated[str | None, typer.Option(help="image, video, audio, text, vision…")] = None,
 ) -> None:
-    """Every model, with whether it can run here and how to enable it if not."""
+    """Every model (seed 003's list_ai_models): provider, kind, title, and whether it can
+    run here, with how to enable it if not."""
     with api_client(url, key) as api:
         params = {"kind": kind} if kind else {}
         models = call(api.request_json, "GET", "/v1/models", params=params)
-    table = Table("id", "kind", "title", "available")
+    table = Table("id", "provider", "kind", "title", "available")
     for model in models:
         status = "yes" if model["available"] else f"no: {model['unavailable_reason']}"
         if model.get("simulated"):
             status += " (simulated)"
-        table.add_row(model["id"], model["kind"], model["title"], status)
+        table.add_row(model["id"], model["provider"], model["kind"], model["title"], status)
     console.print(table)
 
 

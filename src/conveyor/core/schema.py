@@ -6,6 +6,7 @@ from __future__ import annotations
 import conveyor.assets.models
 import conveyor.catalog.models
 import conveyor.clients.models
+import conveyor.compat.boxes.models
 import conveyor.execution.models
 import conveyor.jobs.models
 import conveyor.queue.models  # noqa: F401

@@ -8,6 +8,7 @@ from conveyor.assets.links import AssetLinks
 from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database
+from conveyor.execution.callbacks import StepCallbacks
 from conveyor.execution.cancellation import CancellationWatch
 from conveyor.execution.files import Downloader
 from conveyor.execution.polling import PollScheduler
@@ -33,3 +34,5 @@ class EngineDeps:
     asset_links: AssetLinks | None = None
     # Where items wait on pollable providers; None: they poll in their own coroutines.
     polls: PollScheduler | None = None
+    # Per-step callback URLs and the pauses a callback ends; None: polling alone.
+    callbacks: StepCallbacks | None = None

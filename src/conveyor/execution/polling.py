@@ -12,7 +12,8 @@ provider's error, or stops for a cancel. Nothing is lost on a restart: the task 
 committed before the first poll, and a resumed item parks again.
 
 Cancellation is checked before every poll (``CancellationWatch``); a task past its
-``deadline`` is cancelled at the provider and reported as timed out.
+``deadline`` is cancelled at the provider and reported as timed out. A provider's callback
+for a parked step (``StepWakeups.wake``) makes its next poll due at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 from conveyor.core.clock import Clock
 from conveyor.execution.cancellation import CancellationWatch
+from conveyor.execution.wakeups import StepWakeups
 from conveyor.providers.base import PollableAdapter, PollResult, TaskWait
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,11 @@ class Waiting:
     step_run_id: str
     adapter: PollableAdapter
     wait: TaskWait
+    # Bumped when the poll is moved earlier: heap entries of older versions are stale.
+    version: int = 0
+    # A wake came while its poll was running: poll again at once after it.
+    woken: bool = False
+    queued: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,7 @@ class _Due:
     at: float
     order: int
     waiting: Waiting = field(compare=False)
+    version: int = field(default=0, compare=False)
 
 
 Resume = Callable[[int, StepNews], bool]
@@ -70,9 +78,11 @@ class PollScheduler:
         *,
         resume: Resume,
         is_parked: Callable[[int], bool],
+        wakeups: StepWakeups | None = None,
     ) -> None:
         self._clock = clock
         self._watch = watch
+        self._wakeups = wakeups
         self._resume = resume
         self._is_parked = is_parked
         self._heap: list[_Due] = []
@@ -85,13 +95,26 @@ class PollScheduler:
 
     def park(self, waiting: Waiting) -> None:
         """Start watching ``waiting``: first poll after its ``wait.pause``."""
+        if self._wakeups is not None:
+            self._wakeups.when_woken(waiting.step_run_id, lambda: self._poll_now(waiting))
         self._push(waiting)
 
-    def _push(self, waiting: Waiting) -> None:
-        due = _Due(self._clock.monotonic() + waiting.wait.pause, next(self._order), waiting)
+    def _push(self, waiting: Waiting, *, at: float | None = None) -> None:
+        when = self._clock.monotonic() + waiting.wait.pause if at is None else at
+        due = _Due(when, next(self._order), waiting, waiting.version)
+        waiting.queued = True
         heapq.heappush(self._heap, due)
         if self._heap[0] is due:
             self._changed.set()
+
+    def _poll_now(self, waiting: Waiting) -> None:
+        # A callback says the task may be done: poll at once (the queued entry goes stale),
+        # or right after the poll running now.
+        if not waiting.queued:
+            waiting.woken = True
+            return
+        waiting.version += 1
+        self._push(waiting, at=self._clock.monotonic())
 
     async def run(self) -> None:
         try:
@@ -99,7 +122,11 @@ class PollScheduler:
                 await self._sleep_until_due()
                 now = self._clock.monotonic()
                 while self._heap and self._heap[0].at <= now:
-                    waiting = heapq.heappop(self._heap).waiting
+                    due = heapq.heappop(self._heap)
+                    waiting = due.waiting
+                    if due.version != waiting.version:
+                        continue
+                    waiting.queued = False
                     poll = asyncio.create_task(self._poll(waiting), name="poll")
                     self._polls.add(poll)
                     poll.add_done_callback(self._polls.discard)
@@ -110,6 +137,8 @@ class PollScheduler:
 
     async def _sleep_until_due(self) -> None:
         self._changed.clear()
+        while self._heap and self._heap[0].version != self._heap[0].waiting.version:
+            heapq.heappop(self._heap)  # moved earlier or ended: not a reason to wake up
         if not self._heap:
             await self._changed.wait()
             return
@@ -149,6 +178,9 @@ class PollScheduler:
             return
         if result.final:
             self._deliver(waiting, result)
+        elif waiting.woken:
+            waiting.woken = False
+            self._push(waiting, at=self._clock.monotonic())
         else:
             self._push(waiting)
 
@@ -157,6 +189,9 @@ class PollScheduler:
         self._resume(waiting.task_id, StepNews(waiting.step_run_id, result))
 
     def _end(self, waiting: Waiting) -> None:
+        waiting.version += 1  # any entry still queued for it is stale now
+        if self._wakeups is not None:
+            self._wakeups.when_woken(waiting.step_run_id, None)
         waiting.adapter.wait_ended(waiting.wait)
         self._watch.untrack(waiting.job_id)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -303,6 +304,9 @@ class ItemExecution:
                     },
                 )
 
+        callbacks = self.deps.callbacks
+        callback_url = callbacks.url_for(model_id, row_id) if callbacks is not None else None
+        called_back = callbacks if callback_url else None
         call = ModelCall(
             model_id=model_id,
             inputs=inputs,
@@ -311,6 +315,8 @@ class ItemExecution:
             files=self.files,
             is_cancelled=self.cancelled,
             urgent=self.urgent,
+            callback_url=callback_url,
+            pause=called_back.pause(row_id) if called_back else None,
         )
         resume = (
             ProviderState(resume_row.external_task_id, resume_row.provider_state or {})
@@ -331,7 +337,8 @@ class ItemExecution:
             if pollable is not None:
                 output = await self._call_parking(pollable, call, row_id, resume, checkpoint)
             else:
-                output = await adapter.run(call, resume=resume, checkpoint=checkpoint)
+                with called_back.listening(row_id) if called_back else nullcontext():
+                    output = await adapter.run(call, resume=resume, checkpoint=checkpoint)
             outcome = "succeeded"
         except StepParked:
             outcome = "parked"

@@ -28,9 +28,11 @@ from conveyor.core.ids import new_id
 log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "conveyor_events"
+# A provider called back about a step's task: the worker running the step polls it now.
+STEP_WAKE = "step.wake"
 # What other nodes must hear at once; item and progress events stay on their node (streams
 # elsewhere re-read the job every second), so a busy job doesn't NOTIFY twice per item.
-CROSS_NODE_EVENTS = frozenset({"job.finished", "job.cancelled", "job.status"})
+CROSS_NODE_EVENTS = frozenset({"job.finished", "job.cancelled", "job.status", STEP_WAKE})
 # NOTIFY payloads must stay under 8000 bytes; larger events are sent without their data.
 _NOTIFY_LIMIT = 7000
 

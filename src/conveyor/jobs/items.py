@@ -39,6 +39,9 @@ class ItemService:
         """The item's step runs, oldest first (the history a resumed item replays)."""
         return await repo.step_runs_of(conn, item_id)
 
+    async def get_step_run(self, conn: AsyncConnection, step_run_id: str) -> StepRunRow | None:
+        return await repo.get_step_run(conn, step_run_id)
+
     async def cancelled_among(self, conn: AsyncConnection, job_ids: list[str]) -> set[str]:
         """Which of these jobs were cancelled (steps running for them should stop)."""
         return await repo.cancelled_among(conn, job_ids)

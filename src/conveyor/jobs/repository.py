@@ -153,6 +153,32 @@ async def step_runs_of(conn: AsyncConnection, item_id: str) -> list[StepRunRow]:
     return [_row(StepRunRow, r) for r in rows]
 
 
+async def get_step_run(conn: AsyncConnection, step_run_id: str) -> StepRunRow | None:
+    row = (await conn.execute(select(step_runs).where(step_runs.c.id == step_run_id))).first()
+    return _row(StepRunRow, row) if row is not None else None
+
+
+async def items_of_jobs(conn: AsyncConnection, job_ids: Sequence[str]) -> list[ItemRow]:
+    if not job_ids:
+        return []
+    rows = await conn.execute(
+        select(items).where(items.c.job_id.in_(job_ids)).order_by(items.c.job_id, items.c.seq)
+    )
+    return [item_row(r) for r in rows]
+
+
+async def latest_task_ids(conn: AsyncConnection, item_ids: Sequence[str]) -> dict[str, str]:
+    """The provider task id of each item's latest step run that has one."""
+    if not item_ids:
+        return {}
+    rows = await conn.execute(
+        select(step_runs.c.item_id, step_runs.c.external_task_id)
+        .where(step_runs.c.item_id.in_(item_ids), step_runs.c.external_task_id.is_not(None))
+        .order_by(step_runs.c.started_at, step_runs.c.id)
+    )
+    return {row.item_id: row.external_task_id for row in rows}
+
+
 async def save_step_run(conn: AsyncConnection, values: dict[str, Any]) -> None:
     """Insert or update a step run row by id (one statement)."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

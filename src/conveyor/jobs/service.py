@@ -306,6 +306,19 @@ class JobService:
         page, more = rows[:limit], len(rows) > limit
         return page, encode_cursor({"seq": page[-1].seq}) if more and page else None
 
+    async def items_of_jobs(
+        self, conn: AsyncConnection, job_ids: list[str]
+    ) -> dict[str, list[ItemRow]]:
+        """The items of each of these jobs, in order (one query for all)."""
+        found: dict[str, list[ItemRow]] = {}
+        for item in await repo.items_of_jobs(conn, job_ids):
+            found.setdefault(item.job_id, []).append(item)
+        return found
+
+    async def latest_task_ids(self, conn: AsyncConnection, item_ids: list[str]) -> dict[str, str]:
+        """Each item's latest provider task id (``external_task_id`` of its step runs)."""
+        return await repo.latest_task_ids(conn, item_ids)
+
     async def items_finished_since(
         self, conn: AsyncConnection, job: JobRow, since: datetime
     ) -> list[ItemRow]:

@@ -2,7 +2,9 @@
 
 A *model adapter* turns one ``ModelCall`` into a ``ModelOutput``. Remote adapters submit a
 task, hand its id to ``checkpoint`` (the caller commits it before any poll, so a resumed
-step polls instead of submitting again) and poll until the provider is done. Local adapters
+step polls instead of submitting again) and poll until the provider is done, waiting between
+polls through ``ModelCall.pause``: the engine's pause returns early when the provider calls
+back (``callback_url``) to say the task may be done. Local adapters
 run an engine in the worker's process pool. Neither knows about jobs or the database: files
 come and go through ``AssetIO``, CPU work through ``CpuRunner``.
 
@@ -76,6 +78,9 @@ class ProviderState:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+Pause = Callable[[float], Awaitable[None]]
+
+
 @dataclass(slots=True)
 class ModelCall:
     model_id: str
@@ -86,6 +91,12 @@ class ModelCall:
     # A caller waits for this answer (sync priority): a provider may hold the submit open
     # for it (Replicate's ``Prefer: wait``); batch work never asks it to.
     urgent: bool = False
+    # Where the provider may call back when the task is done (a model that declares
+    # ``callback:`` sends it with the submit); None: polling alone.
+    callback_url: str | None = None
+    # How to wait between polls; None: the adapter's clock. The engine's pause ends early
+    # when a callback for this step arrives.
+    pause: Pause | None = None
 
 
 @dataclass(slots=True)

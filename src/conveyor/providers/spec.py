@@ -297,7 +297,8 @@ class CallbackSpec(_Spec):
     (Replicate's ``webhook_events_filter``). ``verify`` names the provider's signature scheme,
     checked when its secret (``secret_env``) is set; the URL's own signed token is checked
     always. ``task_id`` and ``status`` read the callback body (``status`` defaults to the
-    model's own mapping). Polling goes on, slower, as the safety net.
+    model's own mapping). Polling goes on, slower, as the safety net: every
+    ``safety_interval`` seconds (default: 4 × the poll ``interval``).
     """
 
     url_field: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
@@ -309,6 +310,8 @@ class CallbackSpec(_Spec):
     status: StatusSpec | None = None
     # Seconds a provider's signed timestamp may differ from ours before the call is refused.
     tolerance: float = Field(300.0, gt=0, le=3600)
+    # The pause between safety-net polls while a callback is awaited; None: 4 × interval.
+    safety_interval: float | None = Field(None, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _secret_named(self) -> Self:

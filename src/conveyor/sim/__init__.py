@@ -14,9 +14,11 @@ openai        ``{sim}/openai``            ``https://api.openai.com`` (base ``/op
 ============  ==========================  ==========================================
 
 Generated files are served at ``{sim}/files/{file_id}``; the control API is under
-``{sim}/_sim`` (``config``, ``reset``, ``counters``). Tasks finish by the injected clock
-(``conveyor.core.clock.Clock``), never by background work, so tests drive time with a
-``ManualClock`` (its ``sleep_advances=True`` lets simulated waits move the clock themselves).
+``{sim}/_sim`` (``config``, ``reset``, ``counters``, ``callbacks``). Tasks finish by the
+injected clock (``conveyor.core.clock.Clock``), never by background work, so tests drive time
+with a ``ManualClock`` (its ``sleep_advances=True`` lets simulated waits move the clock
+themselves). The one thing sent unasked is a callback, when a task submitted with a callback
+URL ends on that clock (``conveyor.sim.callbacks``).
 See ``SimConfig`` for the knobs (latency, failures, 404-while-fresh, 429 bursts, 500s,
 hangs, result shapes).
 """

@@ -7,8 +7,8 @@ protocols from colliding (Replicate's and OpenAI's ``/v1``, gen-api's and Kie's
 ``/api/v1``). A request to no route at all is a client calling a wrong endpoint: it is
 answered 404/405 in that protocol's error format and counted. The control API lives under
 ``/_sim``: ``GET/POST /_sim/config`` (read / JSON-merge-patch the settings), ``POST
-/_sim/reset`` (forget tasks and counters, back to the starting settings) and ``GET
-/_sim/counters``.
+/_sim/reset`` (forget tasks and counters, back to the starting settings), ``GET
+/_sim/counters`` and ``GET /_sim/callbacks`` (every callback delivered to a client).
 """
 
 from __future__ import annotations
@@ -122,9 +122,15 @@ async def _index(request: web.Request) -> web.Response:
                 "config": f"{here}{_CONTROL}/config",
                 "reset": f"{here}{_CONTROL}/reset",
                 "counters": f"{here}{_CONTROL}/counters",
+                "callbacks": f"{here}{_CONTROL}/callbacks",
             },
         }
     )
+
+
+async def _callbacks(request: web.Request) -> web.Response:
+    deliveries = request.app[SIM_STATE].deliveries
+    return web.json_response([delivery.to_json() for delivery in deliveries])
 
 
 async def _download(request: web.Request) -> web.Response:
@@ -133,6 +139,7 @@ async def _download(request: web.Request) -> web.Response:
 
 async def _release_hangs(app: web.Application) -> None:
     app[SIM_STATE].release_hangs()
+    app[SIM_STATE].stop_deliveries()
 
 
 def create_sim_app(
@@ -149,6 +156,7 @@ def create_sim_app(
     app.router.add_post(f"{_CONTROL}/config", _patch_config)
     app.router.add_post(f"{_CONTROL}/reset", _reset)
     app.router.add_get(f"{_CONTROL}/counters", _counters)
+    app.router.add_get(f"{_CONTROL}/callbacks", _callbacks)
     app.router.add_get(f"{FILES_PATH}/{{file_id}}", _download)
     for module in _PROTOCOL_MODULES:
         module.add_routes(app)

@@ -77,6 +77,10 @@ class SimConfig(Behaviour):
     max_audio_seconds: float = Field(10.0, gt=0, le=120)
     # Origin used in file and status URLs; None means the origin the request came to.
     public_url: str | None = None
+    # Secrets the simulator signs callbacks with, as the providers do once an account sets
+    # one (None: callbacks go unsigned): Kie's webhookHmacKey, Replicate's whsec_ secret.
+    kie_webhook_hmac_key: str | None = None
+    replicate_webhook_secret: str | None = Field(None, pattern=r"^whsec_[A-Za-z0-9+/=]+$")
     openai_models: list[str] = Field(
         default_factory=lambda: [
             "gpt-4o-mini",

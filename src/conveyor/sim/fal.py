@@ -13,7 +13,9 @@ background models (``fal-ai/birefnet``, ``fal-ai/flux-kontext-lora``, which seed
 put a product on a clean background) return an RGBA cut-out PNG of the request's
 ``image_url`` when it came inline (``images.cut_out``), in their own answer shapes. ``PUT
 .../requests/{id}/cancel`` answers 202 ``CANCELLATION_REQUESTED``, 400 ``ALREADY_COMPLETED`` or
-404 ``NOT_FOUND``. Running out of balance is a 403 ("User is locked"), as on fal.
+404 ``NOT_FOUND``. Running out of balance is a 403 ("User is locked"), as on fal. A
+``fal_webhook`` query parameter gets ``{request_id, gateway_request_id, status: OK|ERROR,
+payload, error?}`` when the request ends (``conveyor.sim.callbacks``; unsigned here).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from conveyor.sim.files import file_reference, origin
+from conveyor.sim import callbacks
+from conveyor.sim.files import Where, file_reference, origin
 from conveyor.sim.gate import (
     NoBalanceAnswer,
     SimHTTPError,
@@ -100,6 +103,9 @@ async def submit(request: web.Request) -> web.Response:
         idempotency_key=idempotency_key(request),
         extra={"app": app_id},
     )
+    webhook = request.query.get("fal_webhook")
+    if callbacks.is_callback_url(webhook):
+        callbacks.schedule(state, task, webhook, _callback(state, task, origin(request, state)))
     return web.json_response(
         {
             "status": "IN_QUEUE",
@@ -189,7 +195,21 @@ async def cancel_request(request: web.Request) -> web.Response:
     return web.json_response({"status": "ALREADY_COMPLETED"}, status=400)
 
 
-async def _output(request: web.Request, state: SimState, task: SimTask) -> dict[str, Any]:
+def _callback(state: SimState, task: SimTask, here: str) -> callbacks.BuildCallback:
+    async def build() -> tuple[dict[str, str], bytes]:
+        phase = state.phase(task)
+        body: dict[str, Any] = {"request_id": task.id, "gateway_request_id": task.id}
+        if phase is Phase.SUCCEEDED:
+            body.update(status="OK", payload=await _output(here, state, task))
+        else:
+            error = "Request was cancelled" if phase is Phase.CANCELED else task.failure_message
+            body.update(status="ERROR", error=error, payload={"detail": [{"msg": error}]})
+        return {}, callbacks.json_body(body)
+
+    return build
+
+
+async def _output(where: Where, state: SimState, task: SimTask) -> dict[str, Any]:
     behaviour = state.behaviour(PROTOCOL, task.model)
     files: list[dict[str, Any]] = []
     # The answer's shape is the app's (FLUX answers ``images`` even when they are cut-outs).
@@ -199,7 +219,7 @@ async def _output(request: web.Request, state: SimState, task: SimTask) -> dict[
         if spec is None:
             continue
         entry: dict[str, Any] = {
-            "url": await file_reference(request, state, file_id, behaviour.encoding),
+            "url": await file_reference(where, state, file_id, behaviour.encoding),
             "content_type": spec.mime_type,
             "file_name": file_id,
         }

@@ -17,20 +17,24 @@ from conveyor.sim.state import SimState
 FILES_PATH = "/files"
 
 
-def origin(request: web.Request, state: SimState) -> str:
+Where = web.Request | str
+"""A request (the origin it came to) or an origin kept from one (for callbacks sent later)."""
+
+
+def origin(where: Where, state: SimState) -> str:
     """Where clients reach this simulator: ``public_url`` or the origin they called."""
-    return state.config.public_url or str(request.url.origin())
+    if state.config.public_url:
+        return state.config.public_url
+    return where if isinstance(where, str) else str(where.url.origin())
 
 
-def file_url(request: web.Request, state: SimState, file_id: str) -> str:
-    return f"{origin(request, state)}{FILES_PATH}/{file_id}"
+def file_url(where: Where, state: SimState, file_id: str) -> str:
+    return f"{origin(where, state)}{FILES_PATH}/{file_id}"
 
 
-async def file_reference(
-    request: web.Request, state: SimState, file_id: str, encoding: Encoding
-) -> str:
+async def file_reference(where: Where, state: SimState, file_id: str, encoding: Encoding) -> str:
     """The file as a URL, a ``data:`` URL or bare base64, per ``encoding``."""
-    url = file_url(request, state, file_id)
+    url = file_url(where, state, file_id)
     spec = state.file(file_id)
     if encoding == "url" or spec is None:
         return url

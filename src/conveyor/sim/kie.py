@@ -11,7 +11,10 @@ ends ``success`` or ``fail``. As in Kie's answers, ``param`` and ``resultJson`` 
 whole way to ``generating`` and is then refused by moderation (``failCode`` ``400``, as Kie
 documents for flagged content). Errors are ``{code, msg, data: null}``; with
 ``kie_errors_as_http_200`` they come with HTTP 200, the real status only in ``code``, which a
-client must check. Callbacks are recorded in ``param``, never sent.
+client must check. A ``callBackUrl`` gets ``{code, msg, data}`` (``data`` as ``recordInfo``
+shows it) when the task ends, signed when the run has a ``kie_webhook_hmac_key``
+(``conveyor.sim.callbacks``). ``GET /api/v1/chat/credit`` answers the account's credits
+(``{code: 200, msg: "success", data: 100}``): the cheap call that checks a key.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from conveyor.sim.files import file_reference
+from conveyor.sim import callbacks
+from conveyor.sim.files import Where, file_reference, origin
 from conveyor.sim.gate import (
     NoBalanceAnswer,
     SimHTTPError,
@@ -41,11 +45,13 @@ GENERATION_FAILED = "501"
 MODERATION_FAILED = "400"
 MODERATION_MESSAGE = "Your content was flagged by the content moderation system"
 _NO_BALANCE = NoBalanceAnswer(402, "Insufficient Credits", "insufficient_balance")
+SIMULATED_CREDITS = 100
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{ORIGIN_PATH}/api/v1/jobs/createTask", create_task)
     app.router.add_get(f"{ORIGIN_PATH}/api/v1/jobs/recordInfo", record_info)
+    app.router.add_get(f"{ORIGIN_PATH}/api/v1/chat/credit", credit)
 
 
 def render_error(error: SimHTTPError, state: SimState) -> web.Response:
@@ -95,7 +101,29 @@ async def create_task(request: web.Request) -> web.Response:
         task.fails = True
         task.failure_message = MODERATION_MESSAGE
         task.extra["fail_code"] = MODERATION_FAILED
+    callback_url = body.get("callBackUrl")
+    if callbacks.is_callback_url(callback_url):
+        callbacks.schedule(
+            state, task, callback_url, _callback(state, task, origin(request, state))
+        )
     return web.json_response({"code": 200, "msg": "success", "data": {"taskId": task_id}})
+
+
+def _callback(state: SimState, task: SimTask, here: str) -> callbacks.BuildCallback:
+    async def build() -> tuple[dict[str, str], bytes]:
+        data = await _record(here, state, task)
+        finished = data["state"] == "success"
+        message = "Task completed successfully." if finished else "Task failed."
+        body = callbacks.json_body({"code": 200, "msg": message, "data": data})
+        return callbacks.kie_headers(state, task.id), body
+
+    return build
+
+
+async def credit(request: web.Request) -> web.Response:
+    state = request.app[SIM_STATE]
+    await admit(request, state, protocol=PROTOCOL, model=None, no_balance=_NO_BALANCE)
+    return web.json_response({"code": 200, "msg": "success", "data": SIMULATED_CREDITS})
 
 
 def _state_word(task: SimTask, phase: Phase, now: float) -> str:
@@ -127,13 +155,20 @@ async def record_info(request: web.Request) -> web.Response:
         raise SimHTTPError(404, "task not found", code="not_found", protocol=PROTOCOL)
     polls = state.observe_poll(task)
     fresh_task_not_found(state, PROTOCOL, polls, behaviour)
+    data = await _record(request, state, task)
+    return web.json_response({"code": 200, "message": "success", "data": data})
+
+
+async def _record(where: Where, state: SimState, task: SimTask) -> dict[str, Any]:
+    """The task as ``recordInfo``'s ``data`` shows it (and a callback sends it)."""
+    behaviour = state.behaviour(PROTOCOL, task.model)
     now = state.now()
     phase = state.phase(task)
     done_at = task.done_at(now)
     result_json = ""
     if phase is Phase.SUCCEEDED:
         urls = [
-            await file_reference(request, state, file_id, behaviour.encoding)
+            await file_reference(where, state, file_id, behaviour.encoding)
             for file_id in task.file_ids
         ]
         result_json = json.dumps({"resultUrls": urls})
@@ -143,7 +178,7 @@ async def record_info(request: web.Request) -> web.Response:
         fail_msg = task.failure_message
     elif phase is Phase.CANCELED:
         fail_code, fail_msg = "400", "task was cancelled"
-    data: dict[str, Any] = {
+    return {
         "taskId": task.id,
         "model": task.model,
         "state": _state_word(task, phase, now),
@@ -156,4 +191,3 @@ async def record_info(request: web.Request) -> web.Response:
         "createTime": _millis(task.submitted_wall),
         "updateTime": _millis(task.wall_time(now if done_at is None else done_at)),
     }
-    return web.json_response({"code": 200, "message": "success", "data": data})

@@ -11,7 +11,9 @@ prediction is returned unchanged). Statuses: ``starting, processing, succeeded, 
 canceled``; ``output`` is a list of file URLs or one string per ``replicate_output``; errors
 are problem details ``{title, detail, status}``. Background-removal models (``…/remove-background``,
 ``…/rembg``) return an RGBA cut-out PNG of the input ``image`` when it came inline
-(``images.cut_out``).
+(``images.cut_out``). A ``webhook`` gets the finished prediction (the ``completed`` event
+only), signed per Standard Webhooks when the run has a ``replicate_webhook_secret``
+(``conveyor.sim.callbacks``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from conveyor.sim.files import file_reference, origin
+from conveyor.sim import callbacks
+from conveyor.sim.files import Where, file_reference, origin
 from conveyor.sim.gate import (
     SimHTTPError,
     admit,
@@ -142,12 +145,26 @@ async def _create(
         idempotency_key=idempotency_key(request),
         extra={"version": version},
     )
+    webhook = body.get("webhook")
+    events = body.get("webhook_events_filter")
+    if callbacks.is_callback_url(webhook) and (
+        not isinstance(events, list) or "completed" in events
+    ):
+        callbacks.schedule(state, task, webhook, _callback(state, task, origin(request, state)))
     wait = _wait_seconds(request.headers.get("Prefer", ""))
     if wait is not None:
         await _hold_until_done(state, task, wait)
         state.mark_seen(task)
     answer = await _prediction(request, state, task)
     return web.json_response(answer, status=201, headers={"Location": answer["urls"]["get"]})
+
+
+def _callback(state: SimState, task: SimTask, here: str) -> callbacks.BuildCallback:
+    async def build() -> tuple[dict[str, str], bytes]:
+        body = callbacks.json_body(await _prediction(here, state, task))
+        return callbacks.standard_webhook_headers(state, body), body
+
+    return build
 
 
 async def _hold_until_done(state: SimState, task: SimTask, seconds: float) -> None:
@@ -190,11 +207,11 @@ def _iso(task: SimTask, clock_time: float) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-async def _prediction(request: web.Request, state: SimState, task: SimTask) -> dict[str, Any]:
+async def _prediction(where: Where, state: SimState, task: SimTask) -> dict[str, Any]:
     now = state.now()
     phase = state.phase(task)
     behaviour = state.behaviour(PROTOCOL, task.model)
-    get_url = f"{origin(request, state)}{_PREDICTIONS}/{task.id}"
+    get_url = f"{origin(where, state)}{_PREDICTIONS}/{task.id}"
     done_at = task.done_at(now)
     started_at: float | None = task.submitted_at + task.latency * 0.3
     if started_at is not None and (done_at if done_at is not None else now) < started_at:
@@ -202,7 +219,7 @@ async def _prediction(request: web.Request, state: SimState, task: SimTask) -> d
     output: Any = None
     if phase is Phase.SUCCEEDED:
         files = [
-            await file_reference(request, state, file_id, behaviour.encoding)
+            await file_reference(where, state, file_id, behaviour.encoding)
             for file_id in task.file_ids
         ]
         output = files[0] if behaviour.replicate_output == "string" else files

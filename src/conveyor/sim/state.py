@@ -6,7 +6,10 @@ and its status is *computed* from the injected clock (``conveyor.core.clock.Cloc
 tasks finish with no background work and no sleeping.
 Counters record what clients did (submissions, polls, downloads, cancels, wrong endpoints)
 and what the simulator did to them (429s, 5xx, hangs, 404s), so a test can assert that
-Conveyor polled sanely, never resubmitted, and fetched results promptly.
+Conveyor polled sanely, never resubmitted, and fetched results promptly. The only work that
+runs in the background is a callback: a task submitted with a callback URL is delivered to
+it when the clock reaches the task's end (``conveyor.sim.callbacks``), and every delivery
+is kept in ``deliveries``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import random
 import string
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +97,30 @@ class SimTask:
 
 
 @dataclass(slots=True)
+class Delivery:
+    """One callback the simulator sent: what, where, and what the receiver answered."""
+
+    task_id: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None = None
+    answer: str = ""
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "url": self.url,
+            "headers": self.headers,
+            "body": self.body.decode("utf-8", "replace"),
+            "status": self.status,
+            "answer": self.answer,
+            "error": self.error,
+        }
+
+
+@dataclass(slots=True)
 class Counters:
     """What happened during the run; ``snapshot`` is the JSON at ``GET /_sim/counters``."""
 
@@ -131,10 +159,13 @@ class SimState:
         self._admitted: Counter[str] = Counter()
         self._next_number = 10_000 + self.rng.randrange(90_000)
         self._hang_release = asyncio.Event()
+        self.deliveries: list[Delivery] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     def reset(self, config: SimConfig | None = None) -> None:
         """Forget every task and counter; back to ``config`` or the starting config."""
         self.release_hangs()
+        self.stop_deliveries()
         self.config = config or self.initial_config
         self._start_run()
 
@@ -253,6 +284,19 @@ class SimState:
         task = self.tasks.get(entry[0]) if entry else None
         if task is not None and task.first_download_at is None:
             task.first_download_at = self.now()
+
+    # Callbacks
+
+    def start_delivery(self, delivery: Coroutine[Any, Any, None], task_id: str) -> None:
+        """Run a callback delivery in the background (kept until done, or reset)."""
+        sending = asyncio.get_running_loop().create_task(delivery, name=f"sim-callback-{task_id}")
+        self._sending.add(sending)
+        sending.add_done_callback(self._sending.discard)
+
+    def stop_deliveries(self) -> None:
+        for sending in list(self._sending):
+            sending.cancel()
+        self._sending.clear()
 
     # Faults
 

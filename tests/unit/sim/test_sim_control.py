@@ -110,6 +110,7 @@ async def test_index_lists_base_urls(sim: RunningSimulator, http: aiohttp.Client
         "config": f"{sim.base_url}/_sim/config",
         "reset": f"{sim.base_url}/_sim/reset",
         "counters": f"{sim.base_url}/_sim/counters",
+        "callbacks": f"{sim.base_url}/_sim/callbacks",
     }
 
 
@@ -228,7 +229,7 @@ def test_simulator_thread_serves_synchronous_callers() -> None:
 def test_public_surface_is_listed() -> None:
     exported = {name for name in dir(conveyor.sim) if not name.startswith("_")}
     modules = {
-        "app", "audio", "chat_answers", "clock", "config", "fal", "files", "gate", "genapi",
-        "images", "kie", "media", "openai_compat", "replicate", "server", "state",
+        "app", "audio", "callbacks", "chat_answers", "clock", "config", "fal", "files", "gate",
+        "genapi", "images", "kie", "media", "openai_compat", "replicate", "server", "state",
     }  # fmt: skip
     assert exported - modules - {"annotations"} == set(conveyor.sim.__all__)

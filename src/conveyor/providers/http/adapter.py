@@ -32,6 +32,7 @@ import aiohttp
 from yarl import URL
 
 from conveyor.errors import ValidationFailed
+from conveyor.providers import callbacks as provider_callbacks
 from conveyor.providers.base import (
     Availability,
     Checkpoint,
@@ -127,6 +128,12 @@ class HttpModelAdapter:
         )
         self._result = ResultExtractor(self.model.result.kind, self.model.result.paths)
         self._task_error = ErrorExtractor(self.model.error or spec.errors.paths)
+        # The provider's secret for signing callbacks, where the model declares them.
+        self.callback_secret = (
+            provider_callbacks.provider_secret(self.model.callback, environ)
+            if self.model.callback is not None
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"<HttpModelAdapter {self.model_id} at {self.base_url}>"
@@ -196,9 +203,10 @@ class HttpModelAdapter:
         if isinstance(begun, ModelOutput):
             return begun
         clock = self.limits.clock
+        sleep = call.pause or clock.sleep
         try:
             while True:
-                await clock.sleep(begun.pause)
+                await sleep(begun.pause)
                 if call.is_cancelled():
                     await self.cancel(begun)
                     raise ProviderCancelled(
@@ -223,13 +231,17 @@ class HttpModelAdapter:
         if not available.available:
             raise ModelUnavailable(available.reason or "unavailable", provider=self.provider)
         variables = await self._variables(call)
+        safety = self._safety_interval(call)
         if resume is not None and self.model.mode == "async":
             self._check_resume(resume)
             # A resumed task may have finished while nobody watched: look at once.
-            return self._wait_on(variables, resume, fresh=False)
+            return self._wait_on(variables, resume, fresh=False, safety=safety)
         submit = self._prepare(self.model.submit, variables, "submit")
         if call.urgent:
             submit.headers.update(self.model.submit.urgent_headers)
+        callback = self.model.callback
+        if callback is not None and call.callback_url and self.model.mode == "async":
+            submit = provider_callbacks.with_callback(submit, callback, call.callback_url)
         if call.is_cancelled():
             raise ProviderCancelled(f"{self.model_id}: cancelled before submit")
         answer = await self._caller.send_retrying(submit)
@@ -244,7 +256,7 @@ class HttpModelAdapter:
                 return await self._finish(call, self._poll_variables(variables, state), answer)
             if early in ("failed", "cancelled"):
                 raise self._task_failed(answer.data, early, state.external_task_id)
-        return self._wait_on(variables, state, fresh=True)
+        return self._wait_on(variables, state, fresh=True, safety=safety)
 
     # -- variables and requests ---------------------------------------------------------
 
@@ -380,8 +392,20 @@ class HttpModelAdapter:
 
     # -- polling ----------------------------------------------------------------------------
 
+    def _safety_interval(self, call: ModelCall) -> float | None:
+        """The pause between polls while a callback is awaited; None without one."""
+        callback, poll = self.model.callback, self.model.poll
+        if callback is None or poll is None or not call.callback_url:
+            return None
+        return callback.safety_interval or 4 * poll.interval
+
     def _wait_on(
-        self, variables: Mapping[str, Any], state: ProviderState, *, fresh: bool
+        self,
+        variables: Mapping[str, Any],
+        state: ProviderState,
+        *,
+        fresh: bool,
+        safety: float | None = None,
     ) -> TaskWait:
         poll = self.model.poll
         assert poll is not None
@@ -399,12 +423,13 @@ class HttpModelAdapter:
                 provider=self.provider,
             ) from None
         self.limits.task_started()
-        nominal = poll.initial_interval if fresh else 0.0
+        # With a callback coming, polls are only the safety net for a lost one.
+        nominal = (safety or poll.initial_interval) if fresh else 0.0
         return TaskWait(
             state,
             pause=nominal,
             deadline=self.limits.clock.monotonic() + poll.max_wait,
-            handle=_PollHandle(request, cancel, nominal),
+            handle=_PollHandle(request, cancel, nominal, safety),
         )
 
     def wait_ended(self, wait: TaskWait) -> None:
@@ -450,7 +475,7 @@ class HttpModelAdapter:
             ):
                 # gen-api: a fresh task can 404 for a few polls before it shows up.
                 handle.not_found += 1
-                handle.nominal = self._grow(handle.nominal)
+                handle.nominal = handle.safety or self._grow(handle.nominal)
                 wait.pause = self._jitter(handle.nominal)
                 return PollResult(final=False)
             if exc.http_status == 404:
@@ -483,7 +508,7 @@ class HttpModelAdapter:
             logger.warning(
                 "%s task %s: unknown status %r, still polling", self.model_id, task_id, raw
             )
-        handle.nominal = self._grow(handle.nominal)
+        handle.nominal = handle.safety or self._grow(handle.nominal)
         wait.pause = self._jitter(handle.nominal)
         return PollResult(final=False)
 
@@ -582,6 +607,8 @@ class _PollHandle:
     request: PreparedRequest
     cancel: PreparedRequest | None
     nominal: float
+    # The pause between polls while a callback is awaited (polls are then a safety net).
+    safety: float | None = None
     errors: int = 0
     not_found: int = 0
     seen: bool = False
