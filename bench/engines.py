@@ -49,6 +49,7 @@ CASES = (
     Case("espeak-ng + ffmpeg", "short sentence → OGG Opus", "—"),
     Case("piper (neural)", "~6 s sentence → WAV", "~0.4 s"),
     Case("u2netp", "800×600 photo → RGBA PNG", "~0.3 s"),
+    Case("u2netp + matting", "800×600 photo → RGBA PNG, alpha_matting", "—"),
     Case("grabcut", "800×600 photo → RGBA PNG", "1–14 s"),
     Case("finish", "12 MP JPEG → 900×1200 JPEG", "~0.2 s"),
     Case("efficientnet-lite0", "224×224 → top-5 labels", "~7 ms"),
@@ -119,6 +120,9 @@ def _call(case: str, options: EngineOptions) -> None:
             LONG_SENTENCE, "en", voice="neural", options=options
         ),
         "u2netp": lambda: u2netp.remove_background(_photo(), threads=threads),
+        "u2netp + matting": lambda: u2netp.remove_background(
+            _photo(), alpha_matting=True, threads=threads
+        ),
         "grabcut": lambda: grabcut.grabcut_cutout(_photo()),
         "finish": lambda: finish.finish_image(
             _twelve_megapixels(), preset="wildberries", output_format="jpeg"
@@ -175,6 +179,7 @@ def _skip_reason(case: str) -> str | None:
         "espeak-ng": speech.probe,
         "espeak-ng + ffmpeg": lambda: speech.ffmpeg_encoders(),
         "u2netp": u2netp.probe,
+        "u2netp + matting": u2netp.probe,
         "efficientnet-lite0": classifier.probe,
         "analyze": classifier.probe,
         "tesseract": ocr.tesseract_available,

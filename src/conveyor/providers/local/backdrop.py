@@ -1,0 +1,158 @@
+"""What is behind the product: a per-pixel estimate of the backdrop, and the holes that show it.
+
+A product photo's backdrop is smooth (a studio sweep, a wall, a table), lit unevenly and
+darkened by the product's own shadow. Where the first mask says "surely backdrop" we know its
+colour; behind the product we do not, so we fill it in from around: ``fill_from_known`` is a
+push-pull interpolation (Gortler et al.'s Lumigraph hole filling): the known pixels are
+averaged down a pyramid of halved resolutions until every cell has some, then pulled back up,
+each level keeping its own average where it had enough known pixels and taking the coarser
+level's elsewhere. It costs a few full-image passes, keeps gradients and shadows near the
+product, and needs no model of the backdrop's shape. The same fill, fed the product's
+confident pixels, gives each pixel the colour of the product nearby (``matting`` uses both).
+
+With the backdrop known, "a region enclosed by the product that shows the backdrop" (a mug's
+handle hole, the thin body of a glass) is a measurable thing: pixels inside the product's
+outline, cut off from the outside, whose colour is mostly explained by the backdrop behind
+them. ``enclosed_regions`` finds them; ``matting`` decides how transparent they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float32]
+BoolArray = NDArray[np.bool_]
+
+# A cell whose share of known pixels reaches 1/KEEP_SHARE keeps its own average when pulled up.
+KEEP_SHARE = 4.0
+# Grain is averaged out of the known backdrop over this Gaussian sigma, in pixels.
+SMOOTH_SIGMA = 2.0
+# How far (in pixels) the nearest known backdrop pixel still outweighs the interpolation.
+NEAREST_REACH = 6.0
+# The noise of the backdrop distance is estimated from at most this many sure-backdrop pixels.
+NOISE_SAMPLE = 20_000
+
+
+def _cv2() -> Any:
+    import cv2
+
+    return cv2
+
+
+def fill_from_known(values: FloatArray, known: FloatArray) -> FloatArray:
+    """Every pixel's value interpolated from the pixels where ``known`` > 0 (push-pull).
+
+    ``values`` is H×W×C, ``known`` an H×W weight in 0..1. Known pixels (weight 1) keep their
+    value; the rest take a smooth blend of the nearest known ones.
+    """
+    cv2 = _cv2()
+    weighted = [np.asarray(values * known[..., None], np.float32)]
+    weights = [np.asarray(known, np.float32)]
+    while max(weights[-1].shape) > 1:
+        height, width = weights[-1].shape
+        size = (max(1, (width + 1) // 2), max(1, (height + 1) // 2))
+        down_w = cv2.resize(weights[-1], size, interpolation=cv2.INTER_AREA)
+        down_v = cv2.resize(weighted[-1], size, interpolation=cv2.INTER_AREA)
+        weights.append(np.asarray(down_w, np.float32).reshape(size[1], size[0]))
+        weighted.append(np.asarray(down_v, np.float32).reshape(size[1], size[0], -1))
+    top_w = weights[-1]
+    if float(top_w.max()) <= 0.0:
+        return np.asarray(values, np.float32)
+    filled = weighted[-1] / np.maximum(top_w, 1e-12)[..., None]
+    for level_v, level_w in zip(reversed(weighted[:-1]), reversed(weights[:-1]), strict=True):
+        height, width = level_w.shape
+        up = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
+        up = np.asarray(up, np.float32).reshape(height, width, -1)
+        own = level_v / np.maximum(level_w, 1e-12)[..., None]
+        keep = np.clip(level_w * KEEP_SHARE, 0.0, 1.0)[..., None]
+        filled = own * keep + up * (1.0 - keep)
+    return np.asarray(filled, np.float32)
+
+
+def estimate_backdrop(rgb: FloatArray, sure_backdrop: BoolArray) -> FloatArray:
+    """The backdrop's colour at every pixel, from the pixels known to show it, without grain.
+
+    The known pixels are first averaged with their known neighbours (a normalised blur), so
+    the estimate carries the backdrop's light and shadows but not its sensor noise, and the
+    distance of a backdrop pixel from it measures that noise.
+    """
+    cv2 = _cv2()
+    known = sure_backdrop.astype(np.float32)
+    spread = cv2.GaussianBlur(known, (0, 0), SMOOTH_SIGMA)
+    smooth = cv2.GaussianBlur(rgb * known[..., None], (0, 0), SMOOTH_SIGMA)
+    smooth = np.asarray(smooth, np.float32) / np.maximum(spread, 1e-6)[..., None]
+    smooth = np.where(sure_backdrop[..., None], smooth, 0.0).astype(np.float32)
+    interpolated = fill_from_known(smooth, known)
+    # Right next to the known pixels the nearest one is the better guess: a contact shadow
+    # darkens steeply toward the product, and an average over a wider area lightens it.
+    nearest, gap = _nearest_known(smooth, sure_backdrop, cv2)
+    weight = np.exp(-gap / NEAREST_REACH)[..., None]
+    return np.asarray(nearest * weight + interpolated * (1.0 - weight), np.float32)
+
+
+def _nearest_known(
+    values: FloatArray, known: BoolArray, cv2: Any
+) -> tuple[FloatArray, FloatArray]:
+    """Each pixel's value at its nearest known pixel, and the distance to it in pixels."""
+    unknown = (~known).astype(np.uint8)
+    gap, labels = cv2.distanceTransformWithLabels(
+        unknown, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    known_index = np.flatnonzero(known.ravel())
+    lookup = np.zeros(int(labels.max()) + 1, np.int64)
+    lookup[labels.ravel()[known_index]] = known_index
+    flat = values.reshape(-1, values.shape[2])
+    nearest = flat[lookup[labels.ravel()]].reshape(values.shape)
+    return np.asarray(nearest, np.float32), np.asarray(gap, np.float32)
+
+
+def distance(rgb: FloatArray, backdrop: FloatArray) -> FloatArray:
+    """Euclidean RGB distance of each pixel from the backdrop behind it."""
+    return np.asarray(np.sqrt(((rgb - backdrop) ** 2).sum(axis=2)), np.float32)
+
+
+def noise_level(distances: FloatArray, sure_backdrop: BoolArray) -> float:
+    """A robust spread of the backdrop distance where the backdrop is known (grain, JPEG)."""
+    samples = distances[sure_backdrop]
+    if samples.size == 0:
+        return 0.0
+    if samples.size > NOISE_SAMPLE:
+        samples = samples[:: samples.size // NOISE_SAMPLE]
+    return float(np.median(samples))
+
+
+def fill_holes(solid: BoolArray) -> BoolArray:
+    """``solid`` plus every region it encloses (not connected to the image border)."""
+    cv2 = _cv2()
+    outside = _outside(solid, cv2)
+    return np.asarray(~outside, bool)
+
+
+def _outside(solid: BoolArray, cv2: Any) -> BoolArray:
+    # Pad so that the border is one connected background region, then flood it.
+    padded = np.pad(~solid, 1, constant_values=True).astype(np.uint8)
+    _, labels = cv2.connectedComponents(padded, connectivity=4)
+    return np.asarray(labels[1:-1, 1:-1] == labels[0, 0], bool)
+
+
+def enclosed_regions(candidates: BoolArray, solid: BoolArray, min_area: int) -> BoolArray:
+    """Connected regions of ``candidates`` that the product (``solid``) encloses.
+
+    A region counts when it lies inside the product's filled outline, never touches the
+    outside (the backdrop connected to the image border) and has at least ``min_area``
+    pixels; smaller specks are more likely texture than a hole.
+    """
+    cv2 = _cv2()
+    outside = _outside(solid, cv2)
+    inner = candidates & ~outside
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inner.astype(np.uint8), 8)
+    if count <= 1:
+        return np.zeros_like(candidates)
+    touching = cv2.dilate(outside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    touched = np.unique(labels[touching & inner])
+    sizes = stats[:, cv2.CC_STAT_AREA]
+    keep = [i for i in range(1, count) if sizes[i] >= min_area and i not in set(touched)]
+    return np.asarray(np.isin(labels, keep), bool)
