@@ -317,13 +317,13 @@ def draw_glass() -> CutoutPhoto:
         )
     )
     # Between the walls and above the thick base the glass is thin: most of the backdrop
-    # shows through (alpha 0.28); walls, rim and base are thick (0.92).
+    # shows through (alpha 0.28); walls, rim and base are thick glass seen edge-on (0.97).
     inside = coverage(
         _polygon([(cx - 84, top), (cx + 84, top), (cx + 65, 438), (cx - 65, 438)])
     )
     thin = np.clip(inside - coverage(rim, soften=0.0), 0.0, 1.0)
     thin = _blur(thin, 0.6)
-    alpha = outer * (0.92 * (1.0 - thin) + 0.28 * thin)
+    alpha = outer * (0.97 * (1.0 - thin) + 0.28 * thin)
     # A window's reflection: a crisp bright strip down the left of the body.
     strip = coverage(_rounded((cx - 58, top + 22, cx - 49, 426), 3))
     alpha = np.maximum(alpha, 0.95 * strip)

@@ -32,6 +32,14 @@ KEEP_SHARE = 4.0
 SMOOTH_SIGMA = 2.0
 # How far (in pixels) the nearest known backdrop pixel still outweighs the interpolation.
 NEAREST_REACH = 6.0
+# A shadow keeps the backdrop's hue: its RGB vector is within this angle of the backdrop's.
+SHADOW_ANGLE = 4.0
+# A first mask's missed parts differ from the border's backdrop model by at least this much.
+MISSED_DISTANCE = 18.0
+# The border fits a plain backdrop within this median RGB distance (busier: no guessing).
+PLAIN_BORDER = 8.0
+# The border fit uses at most this many border pixels.
+BORDER_SAMPLE = 4_000
 # The noise of the backdrop distance is estimated from at most this many sure-backdrop pixels.
 NOISE_SAMPLE = 20_000
 
@@ -107,6 +115,80 @@ def _nearest_known(
     flat = values.reshape(-1, values.shape[2])
     nearest = flat[lookup[labels.ravel()]].reshape(values.shape)
     return np.asarray(nearest, np.float32), np.asarray(gap, np.float32)
+
+
+def backdrop_from_border(rgb: FloatArray, frame: BoolArray) -> FloatArray:
+    """A smooth backdrop fitted to the photo's border: per channel, a quadratic surface in x
+    and y (a studio sweep, a light falloff, a vignette), least squares, refitted once
+    without the border pixels that do not fit (where the product touches the edge)."""
+    height, width = frame.shape
+    ys, xs = np.nonzero(frame)
+    step = max(1, ys.size // BORDER_SAMPLE)
+    ys, xs = ys[::step], xs[::step]
+    samples = rgb[ys, xs].astype(np.float64)
+    design = _quadratic_terms(xs / width, ys / height)
+    keep = np.ones(ys.size, bool)
+    for _ in range(2):
+        coefficients, *_ = np.linalg.lstsq(design[keep], samples[keep], rcond=None)
+        residual = np.sqrt(((design @ coefficients - samples) ** 2).sum(axis=1))
+        keep = residual <= max(3.0 * float(np.median(residual)), 6.0)
+    grid_y, grid_x = np.mgrid[0:height, 0:width]
+    full = _quadratic_terms(grid_x.ravel() / width, grid_y.ravel() / height) @ coefficients
+    return np.asarray(full.reshape(height, width, -1), np.float32)
+
+
+def missed_product(rgb: FloatArray, solid: BoolArray, min_area: int) -> BoolArray:
+    """Parts of the product a first mask left out: regions touching it that differ from the
+    border's backdrop model by more than ``MISSED_DISTANCE`` and are not its shadow.
+
+    Saliency fades where the product is close to the backdrop (a white sneaker on light
+    grey); the backdrop model does not. It is only trusted on a plain backdrop (the border
+    fits the model within ``PLAIN_BORDER``), and what it adds may not outgrow the first mask.
+    """
+    cv2 = _cv2()
+    height, width = solid.shape
+    frame = np.zeros((height, width), bool)
+    edge = max(1, round(min(height, width) * 0.02))
+    frame[:edge, :] = frame[-edge:, :] = True
+    frame[:, :edge] = frame[:, -edge:] = True
+    frame &= ~solid
+    nothing = np.zeros_like(solid)
+    if frame.sum() < 100:
+        return nothing
+    behind = backdrop_from_border(rgb, frame)
+    away = distance(rgb, behind)
+    border_noise = float(np.median(away[frame]))
+    if border_noise > PLAIN_BORDER:
+        return nothing
+    differs = (away > max(MISSED_DISTANCE, 4.0 * border_noise)) & ~in_shadow(rgb, behind)
+    differs &= ~solid
+    differs = cv2.morphologyEx(differs.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(differs, 8)
+    if count <= 1:
+        return nothing
+    touching = cv2.dilate(solid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    touched = set(np.unique(labels[touching & (labels > 0)]).tolist())
+    sizes = stats[:, cv2.CC_STAT_AREA]
+    keep = [i for i in touched if sizes[i] >= min_area]
+    added = np.isin(labels, keep)
+    if added.sum() > solid.sum():
+        return nothing
+    return np.asarray(added, bool)
+
+
+def _quadratic_terms(u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
+
+
+def in_shadow(rgb: FloatArray, behind: FloatArray) -> BoolArray:
+    """Pixels darker than the backdrop behind them with the same hue (their RGB vectors point
+    the same way, within about ``SHADOW_ANGLE`` degrees)."""
+    dot = (rgb * behind).sum(axis=2)
+    norm_rgb = np.sqrt((rgb * rgb).sum(axis=2))
+    norm_behind = np.sqrt((behind * behind).sum(axis=2))
+    cosine = dot / np.maximum(norm_rgb * norm_behind, 1e-6)
+    same_hue = cosine >= np.cos(np.radians(SHADOW_ANGLE))
+    return np.asarray(same_hue & (norm_rgb < norm_behind), bool)
 
 
 def distance(rgb: FloatArray, backdrop: FloatArray) -> FloatArray:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from conveyor.providers.base import Availability
+from conveyor.providers.local import backdrop
 from conveyor.providers.local.engine import (
     EngineInputError,
     EngineOptions,
@@ -27,6 +28,7 @@ from conveyor.providers.local.engine import (
     OutputFile,
 )
 from conveyor.providers.local.image_decoding import decode_image
+from conveyor.providers.local.matting import refine_cutout
 from conveyor.providers.local.u2netp import CutOut, rgb_and_alpha
 
 WORK_SIDE = 640
@@ -89,6 +91,8 @@ def grabcut_cutout(
         cv2.resize(solid, (width, height), interpolation=cv2.INTER_LINEAR) if scale < 1.0 else solid
     )
     alpha = cv2.GaussianBlur(alpha, (3, 3), 0)
+    refined = refine_cutout(rgb, np.asarray(alpha, np.uint8), edge_matting=True)
+    rgb, alpha = refined.rgb, refined.alpha
     if source_alpha is not None:
         alpha = np.minimum(alpha, source_alpha)
     fraction = float((alpha > 127).mean())
@@ -106,9 +110,12 @@ def _initial_mask(rgb: np.ndarray[Any, np.dtype[np.uint8]]) -> np.ndarray[Any, n
     frame = np.zeros((height, width), bool)
     frame[:border, :] = frame[-border:, :] = True
     frame[:, :border] = frame[:, -border:] = True
-    border_colour = np.median(rgb[frame].astype(np.float32), axis=0)
-    distance = np.linalg.norm(rgb.astype(np.float32) - border_colour, axis=2)
-    mask = np.where(distance < BACKGROUND_DISTANCE, cv2.GC_PR_BGD, cv2.GC_PR_FGD).astype(np.uint8)
+    pixels = rgb.astype(np.float32)
+    behind = backdrop.backdrop_from_border(pixels, frame)
+    distance = backdrop.distance(pixels, behind)
+    near = distance < min(BACKGROUND_DISTANCE, max(12.0, 4.0 * float(np.median(distance[frame]))))
+    likely_backdrop = near | backdrop.in_shadow(pixels, behind)
+    mask = np.where(likely_backdrop, cv2.GC_PR_BGD, cv2.GC_PR_FGD).astype(np.uint8)
     mask[frame] = cv2.GC_BGD
     return np.asarray(mask, dtype=np.uint8)
 

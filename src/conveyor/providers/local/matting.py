@@ -51,8 +51,6 @@ SNAP = 0.04
 # The product's confident colours: at least this share of the product's typical distance
 # from the backdrop (keeps a glass's see-through body out of the glass's own colour).
 CONFIDENT_SHARE = 0.5
-# A shadow keeps the backdrop's hue: its RGB vector is within this angle of the backdrop's.
-SHADOW_ANGLE = 4.0
 # Refinement works on a copy no larger than this on its longest side.
 WORK_SIDE = 2048
 
@@ -106,6 +104,11 @@ def _refine(rgb8: ByteArray, alpha8: ByteArray, *, edge_matting: bool) -> Refine
     first = alpha8.astype(np.float32) / 255.0
     solid = first > 0.5
     band = max(2, round(min(height, width) / 150))
+    min_area = max(16, (height * width) // 20_000)
+    if solid.any():
+        missed = backdrop.missed_product(rgb, solid, min_area)
+        first[missed] = 1.0
+        solid |= missed
     grown = cv2.dilate(solid.astype(np.uint8), _disc(band)).astype(bool)
     sure_backdrop = (first <= 0.02) & ~grown & ~backdrop.fill_holes(grown)
     if sure_backdrop.mean() < 0.02 or not solid.any():
@@ -127,7 +130,7 @@ def _refine(rgb8: ByteArray, alpha8: ByteArray, *, edge_matting: bool) -> Refine
     # A contact shadow darkens the backdrop steeply toward the product, more than the
     # estimate from farther out can know: where the first mask is unsure and a pixel looks
     # like the backdrop, darker but of the same hue, it is backdrop in shadow; learn it too.
-    shadowed = grown & (first < 1.0) & ~inner & _in_shadow(rgb, behind)
+    shadowed = grown & (first < 1.0) & ~inner & backdrop.in_shadow(rgb, behind)
     if shadowed.any():
         behind = backdrop.estimate_backdrop(rgb, sure_backdrop | shadowed)
     colour_alpha, contrast, unexplained = _colour_alpha(rgb, behind, product)
@@ -142,7 +145,6 @@ def _refine(rgb8: ByteArray, alpha8: ByteArray, *, edge_matting: bool) -> Refine
     see_through = cv2.morphologyEx(
         (usable & (colour_alpha < HOLE_ALPHA)).astype(np.uint8), cv2.MORPH_OPEN, _disc(2)
     ).astype(bool)
-    min_area = max(16, (height * width) // 20_000)
     holes = backdrop.enclosed_regions(see_through, solid, min_area)
     holes_cleared = int(cv2.connectedComponents(holes.astype(np.uint8))[0]) - 1
     if holes.any():
@@ -181,17 +183,6 @@ def _colour_alpha(
         np.asarray(np.sqrt(length2), np.float32),
         np.asarray(unexplained, np.float32),
     )
-
-
-def _in_shadow(rgb: FloatArray, behind: FloatArray) -> BoolArray:
-    """Pixels darker than the backdrop behind them with the same hue (their RGB vectors point
-    the same way, within about ``SHADOW_ANGLE`` degrees)."""
-    dot = (rgb * behind).sum(axis=2)
-    norm_rgb = np.sqrt((rgb * rgb).sum(axis=2))
-    norm_behind = np.sqrt((behind * behind).sum(axis=2))
-    cosine = dot / np.maximum(norm_rgb * norm_behind, 1e-6)
-    same_hue = cosine >= np.cos(np.radians(SHADOW_ANGLE))
-    return np.asarray(same_hue & (norm_rgb < norm_behind), bool)
 
 
 def _foreground_colours(
