@@ -224,21 +224,24 @@ def draw_bottle() -> CutoutPhoto:
 
     blue = np.array([28, 62, 156], np.float32)
     body_rgb = blue * cylinder(xs, cx - 62, cx + 62, 0.45)[..., None]
-    body_rgb = body_rgb + specular(xs, cx - 28, 7, 95)[..., None] + specular(xs, cx + 40, 4, 30)[
-        ..., None
-    ]
+    body_rgb = (
+        body_rgb + specular(xs, cx - 28, 7, 95)[..., None] + specular(xs, cx + 40, 4, 30)[..., None]
+    )
     label = coverage(_rounded((cx - 70, 300, cx + 70, 420), 0), soften=0.3)
     paper = np.array([242, 238, 226], np.float32) * cylinder(xs, cx - 62, cx + 62, 0.7)[..., None]
     stripe = (np.abs(ys - 318) < 7).astype(np.float32)
-    paper = paper * (1 - stripe[..., None]) + np.array([200, 40, 45], np.float32) * stripe[..., None]
+    paper = (
+        paper * (1 - stripe[..., None]) + np.array([200, 40, 45], np.float32) * stripe[..., None]
+    )
     lines = ((ys > 345) & (ys < 400) & ((ys.astype(int) // 7) % 2 == 0)).astype(np.float32)
     lines *= (np.abs(xs - cx) < 40).astype(np.float32)
     paper = paper * (1 - 0.55 * lines[..., None])
     fg = body_rgb * (1 - label[..., None]) + paper * label[..., None]
     ribs = 1.0 + 0.07 * np.sin((xs - cx) * 1.3)
-    cap_rgb = np.array([236, 236, 232], np.float32) * (
-        cylinder(xs, cx - 30, cx + 30, 0.72) * ribs
-    )[..., None]
+    cap_rgb = (
+        np.array([236, 236, 232], np.float32)
+        * (cylinder(xs, cx - 30, cx + 30, 0.72) * ribs)[..., None]
+    )
     fg = np.where((cap_cov > 0.5)[..., None] | (ys < 156)[..., None], cap_rgb, fg)
     fg = fg * (1.0 + rng.normal(0.0, 0.01, (HEIGHT, WIDTH, 1))).astype(np.float32)
 
@@ -291,7 +294,9 @@ def draw_sneaker() -> CutoutPhoto:
     for i in range(5):
         ex, ey = 300 + 34 * i, 282 + 14 * i
         eyelet = coverage(_ellipse(ex, ey, 4, 4))
-        fg = fg * (1 - eyelet[..., None]) + np.array([120, 120, 126], np.float32) * eyelet[..., None]
+        fg = (
+            fg * (1 - eyelet[..., None]) + np.array([120, 120, 126], np.float32) * eyelet[..., None]
+        )
     stitches = ((np.abs(ys - (0.32 * xs + 300)) < 0.8) & ((xs.astype(int) // 6) % 2 == 0)) * (
         (xs > 450) & (xs < 620)
     )
@@ -318,9 +323,7 @@ def draw_glass() -> CutoutPhoto:
     )
     # Between the walls and above the thick base the glass is thin: most of the backdrop
     # shows through (alpha 0.28); walls, rim and base are thick glass seen edge-on (0.97).
-    inside = coverage(
-        _polygon([(cx - 84, top), (cx + 84, top), (cx + 65, 438), (cx - 65, 438)])
-    )
+    inside = coverage(_polygon([(cx - 84, top), (cx + 84, top), (cx + 65, 438), (cx - 65, 438)]))
     thin = np.clip(inside - coverage(rim, soften=0.0), 0.0, 1.0)
     thin = _blur(thin, 0.6)
     alpha = outer * (0.97 * (1.0 - thin) + 0.28 * thin)

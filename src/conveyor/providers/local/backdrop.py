@@ -101,9 +101,7 @@ def estimate_backdrop(rgb: FloatArray, sure_backdrop: BoolArray) -> FloatArray:
     return np.asarray(nearest * weight + interpolated * (1.0 - weight), np.float32)
 
 
-def _nearest_known(
-    values: FloatArray, known: BoolArray, cv2: Any
-) -> tuple[FloatArray, FloatArray]:
+def _nearest_known(values: FloatArray, known: BoolArray, cv2: Any) -> tuple[FloatArray, FloatArray]:
     """Each pixel's value at its nearest known pixel, and the distance to it in pixels."""
     unknown = (~known).astype(np.uint8)
     gap, labels = cv2.distanceTransformWithLabels(

@@ -1,13 +1,16 @@
 """Background removal without a model: OpenCV GrabCut, the last link of a fallback chain.
 
 GrabCut needs a first guess of what is background. Product photos are framed with the
-product in the middle and plain surroundings, so the guess is: a thin frame along the
-border is surely background; pixels whose colour is close to the border's median colour are
-probably background; everything else is probably foreground. GrabCut then fits colour
-models to both and cuts along edges. It runs on a copy no larger than ``WORK_SIDE`` pixels on
-its longest side (its cost grows with pixels × iterations), and the mask is scaled back and
-softened by a pixel so edges are not jagged. It keeps drop shadows and struggles when the
-product's colours match the background: hence "last resort".
+product in the middle and a plain backdrop around it, so the guess is: a thin frame along the
+border is surely background; pixels close to a smooth backdrop fitted to that frame (a
+quadratic surface per channel, which follows a studio sweep and a vignette) are probably
+background, and so are pixels darker than it with its hue (the product's shadow); everything
+else is probably foreground. GrabCut then fits colour models to both and cuts along edges.
+It runs on a copy no larger than ``WORK_SIDE`` pixels on its longest side (its cost grows
+with pixels × iterations); the mask is scaled back, softened by a pixel, and refined like
+U²-Net-p's (``matting.refine_cutout`` with edge matting: enclosed holes cleared, edge alpha
+and colours from the backdrop estimate). It still struggles when the product's colours
+match the background: hence "last resort".
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def grabcut_cutout(
         raise EngineInputError("GrabCut found no foreground object")
     buffer = io.BytesIO()
     Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA").save(buffer, "PNG", compress_level=3)
-    return CutOut(buffer.getvalue(), width, height, fraction)
+    return CutOut(buffer.getvalue(), width, height, fraction, refined.holes_cleared)
 
 
 def _initial_mask(rgb: np.ndarray[Any, np.dtype[np.uint8]]) -> np.ndarray[Any, np.dtype[np.uint8]]:
@@ -146,5 +149,6 @@ def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:
             "width": cut.width,
             "height": cut.height,
             "foreground_fraction": round(cut.foreground_fraction, 4),
+            "holes_cleared": cut.holes_cleared,
         },
     )

@@ -1,25 +1,31 @@
 """From a first mask to a clean cut-out: holes cleared, edges matted, edge colours decontaminated.
 
-A background-removal engine gives a first alpha (U²-Net-p's saliency, GrabCut's labels). Its
-edge pixels still carry the photo's colours, which mix product and backdrop: a yellow fringe
-around a white cap, teal inside a mug's handle. ``refine_cutout`` fixes that with a model of
-the backdrop (``backdrop``), in four steps:
+A background-removal engine gives a first alpha (U²-Net-p's saliency, GrabCut's labels). It
+can miss a part of the product that is close to the backdrop, fill a handle's hole, and its
+edge pixels still carry the photo's colours, which mix product and backdrop (a yellow fringe
+around a white cap). ``refine_cutout`` fixes these with a model of the backdrop
+(``backdrop``):
 
-1. The backdrop behind every pixel, ``B``, filled in from the pixels the first mask calls
-   surely backdrop, and the product's colour near every pixel, ``F``, filled in from the
-   pixels it calls surely product and that differ clearly from the backdrop.
-2. An alpha explained by colour: a pixel ``I`` that mixes the two is ``αF + (1 − α)B``, so
+1. Parts the first mask missed but the backdrop model says are not backdrop (nor its
+   shadow) are added (``backdrop.missed_product``).
+2. The backdrop behind every pixel, ``B``, is filled in from the pixels the first mask calls
+   surely backdrop (then again with the contact shadow next to the product, which that first
+   estimate cannot know); the product's colour near every pixel, ``F``, from the pixels it
+   calls surely product that stand out from the backdrop as much as the product's outline does
+   (so a glass's see-through body does not count as the glass's colour).
+3. An alpha explained by colour: a pixel ``I`` that mixes the two is ``αF + (1 − α)B``, so
    ``α`` is the projection of ``I − B`` on ``F − B`` (difference matting against a known
-   backdrop). It is trusted only where ``F`` and ``B`` differ by ``MIN_CONTRAST``.
-3. Regions enclosed by the product whose colour is mostly backdrop (colour alpha under
-   ``HOLE_ALPHA``) take the colour alpha: a handle's hole becomes transparent, a glass's thin
-   body keeps the partial alpha it has. With ``edge_matting`` the outline's band takes the
-   colour alpha too, instead of the first mask's soft ramp.
-4. Foreground colours for every partly transparent pixel: where ``α`` is large enough,
-   ``F = B + (I − B)/α`` solves the compositing equation exactly; where it is small, the
-   product colour nearby is corrected by the part of the residual α explains (the blur-fusion
-   update of Forte & Pitié, 2021). Fully transparent pixels take the product colour nearby,
-   so that any resampling downstream has nothing of the backdrop to bleed in.
+   backdrop). It is trusted only where ``F`` and ``B`` differ by ``MIN_CONTRAST`` and ``I``
+   lies close to the line between them.
+4. Regions enclosed by the product whose colour is mostly backdrop (colour alpha under
+   ``HOLE_ALPHA``, thicker than a seam) take the colour alpha: a handle's hole becomes
+   transparent, a glass's thin body keeps its partial alpha. Along the outline, the colour
+   alpha replaces the first mask's ramp with ``edge_matting``, and otherwise only lowers it
+   (backdrop the model kept, such as a shadow, goes; nothing is added).
+5. Foreground colours for every partly transparent pixel: the product colour nearby,
+   corrected by the part of the compositing residual that ``α`` explains (the blur-fusion
+   update of Forte & Pitié, 2021, with our backdrop estimate as ``B``). Fully transparent
+   pixels take the product colour nearby, so a resize downstream has no backdrop to bleed in.
 
 All of it is a handful of full-image numpy/OpenCV passes: no matting solver, no new
 dependency. Photos larger than ``WORK_SIDE`` are refined on a smaller copy.
@@ -190,8 +196,5 @@ def _foreground_colours(
 ) -> FloatArray:
     """The product's own colour under every partly transparent pixel (see the docstring)."""
     a = alpha[..., None]
-    exact = behind + (rgb - behind) / np.maximum(a, 1e-3)
     fused = product + a * (rgb - a * product - (1.0 - a) * behind)
-    trust = np.clip((a - 0.3) / 0.4, 0.0, 1.0)
-    colours = exact * trust + fused * (1.0 - trust)
-    return np.asarray(np.where(a > 0.0, colours, product), np.float32)
+    return np.asarray(np.where(a > 0.0, fused, product), np.float32)
