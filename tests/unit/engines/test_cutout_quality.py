@@ -140,6 +140,22 @@ def test_a_product_part_the_model_missed_is_recovered_from_the_backdrop_model() 
         assert iou(refined.alpha / 255.0, photo.alpha) >= MIN_IOU
 
 
+def test_a_textured_backdrop_is_not_judged_by_colour() -> None:
+    # The bottle on a busy texture: the backdrop behind it cannot be estimated, so nothing of
+    # the product may be cleared as "backdrop-coloured".
+    photo = _photo("bottle")
+    rng = np.random.default_rng(7)
+    texture = cv2.GaussianBlur(
+        rng.integers(0, 256, photo.photo.shape).astype(np.float32), (0, 0), 1
+    )
+    alpha = photo.alpha[..., None]
+    busy = np.clip(alpha * photo.foreground + (1 - alpha) * texture + 0.5, 0, 255).astype(np.uint8)
+    first = np.round(photo.alpha * 255).astype(np.uint8)
+    refined = refine_cutout(busy, first, edge_matting=True)
+    assert refined.holes_cleared == 0
+    assert iou(refined.alpha / 255.0, photo.alpha) >= 0.99
+
+
 def test_u2netp_engine_runs_the_refinement_in_a_spawned_worker(
     process_pool: ProcessPoolExecutor,
 ) -> None:

@@ -130,9 +130,18 @@ def backdrop_from_border(rgb: FloatArray, frame: BoolArray) -> FloatArray:
         coefficients, *_ = np.linalg.lstsq(design[keep], samples[keep], rcond=None)
         residual = np.sqrt(((design @ coefficients - samples) ** 2).sum(axis=1))
         keep = residual <= max(3.0 * float(np.median(residual)), 6.0)
-    grid_y, grid_x = np.mgrid[0:height, 0:width]
-    full = _quadratic_terms(grid_x.ravel() / width, grid_y.ravel() / height) @ coefficients
-    return np.asarray(full.reshape(height, width, -1), np.float32)
+    # A quadratic is smooth: evaluate it on a coarse grid (a row of u against a column of v)
+    # and let a bilinear resize fill in the pixels.
+    cv2 = _cv2()
+    grid = (max(2, width // 8), max(2, height // 8))
+    # At the pixel positions a resize puts the coarse samples' centres on.
+    u = (((np.arange(grid[0]) + 0.5) * width / grid[0] - 0.5) / width).astype(np.float32)
+    v = (((np.arange(grid[1]) + 0.5) * height / grid[1] - 0.5) / height).astype(np.float32)
+    u, v = u[None, :, None], v[:, None, None]
+    c = coefficients.astype(np.float32)
+    coarse = c[0] + c[1] * u + c[2] * v + c[3] * u * u + c[4] * u * v + c[5] * v * v
+    full = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(full, np.float32).reshape(height, width, -1)
 
 
 def missed_product(rgb: FloatArray, solid: BoolArray, min_area: int) -> BoolArray:
@@ -181,9 +190,9 @@ def _quadratic_terms(u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[
 def in_shadow(rgb: FloatArray, behind: FloatArray) -> BoolArray:
     """Pixels darker than the backdrop behind them with the same hue (their RGB vectors point
     the same way, within about ``SHADOW_ANGLE`` degrees)."""
-    dot = (rgb * behind).sum(axis=2)
-    norm_rgb = np.sqrt((rgb * rgb).sum(axis=2))
-    norm_behind = np.sqrt((behind * behind).sum(axis=2))
+    dot = channel_dot(rgb, behind)
+    norm_rgb = np.sqrt(channel_dot(rgb, rgb))
+    norm_behind = np.sqrt(channel_dot(behind, behind))
     cosine = dot / np.maximum(norm_rgb * norm_behind, 1e-6)
     same_hue = cosine >= np.cos(np.radians(SHADOW_ANGLE))
     return np.asarray(same_hue & (norm_rgb < norm_behind), bool)
@@ -191,7 +200,16 @@ def in_shadow(rgb: FloatArray, behind: FloatArray) -> BoolArray:
 
 def distance(rgb: FloatArray, backdrop: FloatArray) -> FloatArray:
     """Euclidean RGB distance of each pixel from the backdrop behind it."""
-    return np.asarray(np.sqrt(((rgb - backdrop) ** 2).sum(axis=2)), np.float32)
+    difference = rgb - backdrop
+    return np.asarray(np.sqrt(channel_dot(difference, difference)), np.float32)
+
+
+def channel_dot(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Per-pixel dot product of two H×W×3 images (unrolled: numpy's reduction over an axis
+    of three is several times slower)."""
+    return np.asarray(
+        a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2], np.float32
+    )
 
 
 def noise_level(distances: FloatArray, sure_backdrop: BoolArray) -> float:

@@ -46,7 +46,10 @@ ByteArray = NDArray[np.uint8]
 BoolArray = NDArray[np.bool_]
 
 # Below this RGB distance between product and backdrop, colour cannot tell them apart.
-MIN_CONTRAST = 32.0
+MIN_CONTRAST = 20.0
+# Colour alone sets the outline's alpha (matting) only from this distance on: closer, sensor
+# noise is a large share of it.
+MATTING_CONTRAST = 40.0
 # A pixel is a mix of product and backdrop when its colour is off their line by less than
 # this share of their distance (or three times the noise).
 EXPLAINED_SHARE = 0.2
@@ -57,6 +60,9 @@ SNAP = 0.04
 # The product's confident colours: at least this share of the product's typical distance
 # from the backdrop (keeps a glass's see-through body out of the glass's own colour).
 CONFIDENT_SHARE = 0.5
+# Backdrop pixels farther than this (median RGB distance) from the smooth estimate make it a
+# textured backdrop, too unknown behind the product for colour alpha.
+BUSY_BACKDROP = 10.0
 # Refinement works on a copy no larger than this on its longest side.
 WORK_SIDE = 2048
 
@@ -145,6 +151,10 @@ def _refine(rgb8: ByteArray, alpha8: ByteArray, *, edge_matting: bool) -> Refine
     usable = (contrast >= MIN_CONTRAST) & (
         unexplained <= np.maximum(3.0 * noise, EXPLAINED_SHARE * contrast)
     )
+    if noise > BUSY_BACKDROP:
+        # A textured backdrop (a wooden table, a room) is not known well enough behind the
+        # product to judge its colours against: keep the mask, still clean the edge colours.
+        usable[:] = False
 
     result = first.copy()
     # Thinner than a few pixels is the seam between two product colours, not a hole.
@@ -157,15 +167,16 @@ def _refine(rgb8: ByteArray, alpha8: ByteArray, *, edge_matting: bool) -> Refine
         around = cv2.dilate(holes.astype(np.uint8), _disc(band)).astype(bool) & usable
         result[around] = colour_alpha[around]
     outline = grown & ~cv2.erode(solid.astype(np.uint8), _disc(band)).astype(bool) & usable
+    # The model's edge stays, less what the colours show is backdrop; with matting, where
+    # product and backdrop are far enough apart for colour to be precise, colour decides.
+    result[outline] = np.minimum(result[outline], colour_alpha[outline])
     if edge_matting:
-        result[outline] = colour_alpha[outline]
-    else:
-        # Without matting the model's edge stays, less what the colours show is backdrop.
-        result[outline] = np.minimum(result[outline], colour_alpha[outline])
+        matted = outline & (contrast >= MATTING_CONTRAST)
+        result[matted] = colour_alpha[matted]
     # Pixels the first mask saw as far backdrop stay transparent whatever their colour.
     result[~grown & ~holes] = 0.0
     alpha = np.clip(result, 0.0, 1.0)
-    local_backdrop = backdrop.fill_from_known(rgb, (alpha <= 0.01).astype(np.float32))
+    local_backdrop = behind
     colours = _foreground_colours(rgb, alpha, local_backdrop, product)
     alpha8_out = np.asarray(alpha * 255.0 + 0.5, np.uint8)
     opaque = alpha8_out == 255
@@ -179,10 +190,10 @@ def _colour_alpha(
     """Difference matting: how much of each pixel is product, how far apart product and
     backdrop are, and how far the pixel is from the mix of the two that alpha describes."""
     towards = product - behind
-    length2 = (towards * towards).sum(axis=2)
-    alpha = np.clip(((rgb - behind) * towards).sum(axis=2) / np.maximum(length2, 1.0), 0, 1)
+    length2 = backdrop.channel_dot(towards, towards)
+    alpha = np.clip(backdrop.channel_dot(rgb - behind, towards) / np.maximum(length2, 1.0), 0, 1)
     mixed = behind + alpha[..., None] * towards
-    unexplained = np.sqrt(((rgb - mixed) ** 2).sum(axis=2))
+    unexplained = backdrop.distance(rgb, mixed)
     alpha = np.where(alpha < SNAP, 0.0, np.where(alpha > 1.0 - SNAP, 1.0, alpha))
     return (
         np.asarray(alpha, np.float32),
