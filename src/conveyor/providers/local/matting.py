@@ -176,7 +176,7 @@ def _refine(rgb8: ByteArray, alpha8: ByteArray, *, edge_matting: bool) -> Refine
     # Pixels the first mask saw as far backdrop stay transparent whatever their colour.
     result[~grown & ~holes] = 0.0
     alpha = np.clip(result, 0.0, 1.0)
-    local_backdrop = behind
+    local_backdrop = backdrop.fill_from_known(rgb, (alpha <= 0.01).astype(np.float32))
     colours = _foreground_colours(rgb, alpha, local_backdrop, product)
     alpha8_out = np.asarray(alpha * 255.0 + 0.5, np.uint8)
     opaque = alpha8_out == 255
