@@ -26,6 +26,7 @@ Per photo: ``NAME.png`` (the photo, RGB), ``NAME_alpha.png`` (true alpha, L),
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,6 @@ class CutoutPhoto:
     backdrop: Array  # H×W×3, 0..255
 
     def png(self) -> bytes:
-        import io
-
         buffer = io.BytesIO()
         Image.fromarray(self.photo).save(buffer, "PNG")
         return buffer.getvalue()

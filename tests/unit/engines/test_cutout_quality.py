@@ -34,7 +34,7 @@ from PIL import Image
 from conveyor.providers.local import EngineOptions, u2netp
 from conveyor.providers.local.finish import finish_image
 from conveyor.providers.local.grabcut import grabcut_cutout
-from conveyor.providers.local.matting import refine_cutout
+from conveyor.providers.local.matting import WORK_SIDE, refine_cutout
 from conveyor.providers.local.u2netp import remove_background
 
 MIN_IOU = 0.95
@@ -138,6 +138,29 @@ def test_a_product_part_the_model_missed_is_recovered_from_the_backdrop_model() 
     for edge_matting in (False, True):
         refined = refine_cutout(photo.photo, first, edge_matting=edge_matting)
         assert iou(refined.alpha / 255.0, photo.alpha) >= MIN_IOU
+
+
+def test_a_photo_larger_than_the_work_size_is_refined_on_a_copy() -> None:
+    # Twice the size (1600×1200): refined at WORK_SIDE, alpha and edge colours scaled back.
+    small = _photo("mug")
+    assert max(small.photo.shape) * 2 > WORK_SIDE
+
+    def double(plane: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        return cv2.resize(plane, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+
+    big = CutoutPhoto(
+        "mug×2",
+        double(small.photo),
+        double(small.alpha),
+        double(small.foreground),
+        double(small.backdrop),
+    )
+    cut = remove_background(big.png())
+    assert (cut.width, cut.height) == (1600, 1200)
+    quality = measure(cut.png, big)
+    assert quality.iou >= MIN_IOU, quality
+    assert quality.leaked <= MAX_LEAK, quality
+    assert quality.contamination <= MAX_CONTAMINATION, quality
 
 
 def test_a_textured_backdrop_is_not_judged_by_colour() -> None:

@@ -14,6 +14,11 @@ With the backdrop known, "a region enclosed by the product that shows the backdr
 handle hole, the thin body of a glass) is a measurable thing: pixels inside the product's
 outline, cut off from the outside, whose colour is mostly explained by the backdrop behind
 them. ``enclosed_regions`` finds them; ``matting`` decides how transparent they are.
+
+Two more judgements need no first mask at all: ``backdrop_from_border`` fits a smooth
+surface (a quadratic per channel: a sweep, a light falloff, a vignette) to a frame along the
+photo's edges, so "differs from the backdrop" can be asked anywhere (GrabCut's seed,
+``missed_product``); and ``in_shadow`` tells a shadow (darker, same hue) from a product.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ SHADOW_ANGLE = 4.0
 MISSED_DISTANCE = 18.0
 # The border fits a plain backdrop within this median RGB distance (busier: no guessing).
 PLAIN_BORDER = 8.0
+# The frame the border fit reads, as a share of the shorter side.
+BORDER_SHARE = 0.02
 # The border fit uses at most this many border pixels.
 BORDER_SAMPLE = 4_000
 # The noise of the backdrop distance is estimated from at most this many sure-backdrop pixels.
@@ -115,6 +122,16 @@ def _nearest_known(values: FloatArray, known: BoolArray, cv2: Any) -> tuple[Floa
     return np.asarray(nearest, np.float32), np.asarray(gap, np.float32)
 
 
+def border_frame(shape: tuple[int, ...], share: float = BORDER_SHARE) -> BoolArray:
+    """A frame along the image's edges, ``share`` of the shorter side wide."""
+    height, width = shape[:2]
+    edge = max(1, round(min(height, width) * share))
+    frame = np.zeros((height, width), bool)
+    frame[:edge, :] = frame[-edge:, :] = True
+    frame[:, :edge] = frame[:, -edge:] = True
+    return frame
+
+
 def backdrop_from_border(rgb: FloatArray, frame: BoolArray) -> FloatArray:
     """A smooth backdrop fitted to the photo's border: per channel, a quadratic surface in x
     and y (a studio sweep, a light falloff, a vignette), least squares, refitted once
@@ -153,12 +170,7 @@ def missed_product(rgb: FloatArray, solid: BoolArray, min_area: int) -> BoolArra
     fits the model within ``PLAIN_BORDER``), and what it adds may not outgrow the first mask.
     """
     cv2 = _cv2()
-    height, width = solid.shape
-    frame = np.zeros((height, width), bool)
-    edge = max(1, round(min(height, width) * 0.02))
-    frame[:edge, :] = frame[-edge:, :] = True
-    frame[:, :edge] = frame[:, -edge:] = True
-    frame &= ~solid
+    frame = border_frame(solid.shape) & ~solid
     nothing = np.zeros_like(solid)
     if frame.sum() < 100:
         return nothing

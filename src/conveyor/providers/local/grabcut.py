@@ -108,11 +108,7 @@ def grabcut_cutout(
 
 def _initial_mask(rgb: np.ndarray[Any, np.dtype[np.uint8]]) -> np.ndarray[Any, np.dtype[np.uint8]]:
     cv2 = _cv2()
-    height, width = rgb.shape[:2]
-    border = max(1, round(min(height, width) * BORDER_FRACTION))
-    frame = np.zeros((height, width), bool)
-    frame[:border, :] = frame[-border:, :] = True
-    frame[:, :border] = frame[:, -border:] = True
+    frame = backdrop.border_frame(rgb.shape, BORDER_FRACTION)
     pixels = rgb.astype(np.float32)
     behind = backdrop.backdrop_from_border(pixels, frame)
     distance = backdrop.distance(pixels, behind)

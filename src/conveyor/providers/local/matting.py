@@ -64,7 +64,7 @@ CONFIDENT_SHARE = 0.5
 # textured backdrop, too unknown behind the product for colour alpha.
 BUSY_BACKDROP = 10.0
 # Refinement works on a copy no larger than this on its longest side.
-WORK_SIDE = 2048
+WORK_SIDE = 1280
 
 
 @dataclass(frozen=True, slots=True)
