@@ -57,34 +57,37 @@ def _cv2() -> Any:
     return cv2
 
 
-def fill_from_known(values: FloatArray, known: FloatArray) -> FloatArray:
-    """Every pixel's value interpolated from the pixels where ``known`` > 0 (push-pull).
+def fill_from_known(values: FloatArray, known: BoolArray) -> FloatArray:
+    """Every pixel's value interpolated from the pixels where ``known`` is set (push-pull).
 
-    ``values`` is H×W×C, ``known`` an H×W weight in 0..1. Known pixels (weight 1) keep their
-    value; the rest take a smooth blend of the nearest known ones.
+    ``values`` is H×W×C. Known pixels keep their value; the rest take a smooth blend of the
+    nearest known ones.
     """
     cv2 = _cv2()
-    weighted = [np.asarray(values * known[..., None], np.float32)]
-    weights = [np.asarray(known, np.float32)]
+    if not known.any():
+        return np.asarray(values, np.float32)
+    height, width = known.shape
+    weighted = [np.where(known[..., None], values, 0.0).astype(np.float32)]
+    weights = [known.astype(np.float32)]
     while max(weights[-1].shape) > 1:
-        height, width = weights[-1].shape
-        size = (max(1, (width + 1) // 2), max(1, (height + 1) // 2))
+        size = (max(1, (weights[-1].shape[1] + 1) // 2), max(1, (weights[-1].shape[0] + 1) // 2))
         down_w = cv2.resize(weights[-1], size, interpolation=cv2.INTER_AREA)
         down_v = cv2.resize(weighted[-1], size, interpolation=cv2.INTER_AREA)
         weights.append(np.asarray(down_w, np.float32).reshape(size[1], size[0]))
         weighted.append(np.asarray(down_v, np.float32).reshape(size[1], size[0], -1))
-    top_w = weights[-1]
-    if float(top_w.max()) <= 0.0:
-        return np.asarray(values, np.float32)
-    filled = weighted[-1] / np.maximum(top_w, 1e-12)[..., None]
-    for level_v, level_w in zip(reversed(weighted[:-1]), reversed(weights[:-1]), strict=True):
-        height, width = level_w.shape
-        up = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
-        up = np.asarray(up, np.float32).reshape(height, width, -1)
+    filled = weighted[-1] / np.maximum(weights[-1], 1e-12)[..., None]
+    # Pull up to the second-finest level; the finest needs no blend (weights are 0 or 1).
+    for level_v, level_w in zip(reversed(weighted[1:-1]), reversed(weights[1:-1]), strict=True):
+        up = cv2.resize(
+            filled, (level_w.shape[1], level_w.shape[0]), interpolation=cv2.INTER_LINEAR
+        )
+        up = np.asarray(up, np.float32).reshape(level_w.shape[0], level_w.shape[1], -1)
         own = level_v / np.maximum(level_w, 1e-12)[..., None]
         keep = np.clip(level_w * KEEP_SHARE, 0.0, 1.0)[..., None]
         filled = own * keep + up * (1.0 - keep)
-    return np.asarray(filled, np.float32)
+    up = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
+    up = np.asarray(up, np.float32).reshape(height, width, -1)
+    return np.asarray(np.where(known[..., None], values, up), np.float32)
 
 
 def estimate_backdrop(rgb: FloatArray, sure_backdrop: BoolArray) -> FloatArray:
@@ -100,7 +103,7 @@ def estimate_backdrop(rgb: FloatArray, sure_backdrop: BoolArray) -> FloatArray:
     smooth = cv2.GaussianBlur(rgb * known[..., None], (0, 0), SMOOTH_SIGMA)
     smooth = np.asarray(smooth, np.float32) / np.maximum(spread, 1e-6)[..., None]
     smooth = np.where(sure_backdrop[..., None], smooth, 0.0).astype(np.float32)
-    interpolated = fill_from_known(smooth, known)
+    interpolated = fill_from_known(smooth, sure_backdrop)
     # Right next to the known pixels the nearest one is the better guess: a contact shadow
     # darkens steeply toward the product, and an average over a wider area lightens it.
     nearest, gap = _nearest_known(smooth, sure_backdrop, cv2)

@@ -138,7 +138,7 @@ def _refine(rgb8: ByteArray, alpha8: ByteArray, *, edge_matting: bool) -> Refine
     confident = inner & (away >= max(3.0 * noise, CONFIDENT_SHARE * typical))
     if not confident.any():
         confident = inner
-    product = backdrop.fill_from_known(rgb, confident.astype(np.float32))
+    product = backdrop.fill_from_known(rgb, confident)
     # A contact shadow darkens the backdrop steeply toward the product, more than the
     # estimate from farther out can know: where the first mask is unsure and a pixel looks
     # like the backdrop, darker but of the same hue, it is backdrop in shadow; learn it too.
@@ -176,7 +176,7 @@ def _refine(rgb8: ByteArray, alpha8: ByteArray, *, edge_matting: bool) -> Refine
     # Pixels the first mask saw as far backdrop stay transparent whatever their colour.
     result[~grown & ~holes] = 0.0
     alpha = np.clip(result, 0.0, 1.0)
-    local_backdrop = backdrop.fill_from_known(rgb, (alpha <= 0.01).astype(np.float32))
+    local_backdrop = backdrop.fill_from_known(rgb, alpha <= 0.01)
     colours = _foreground_colours(rgb, alpha, local_backdrop, product)
     alpha8_out = np.asarray(alpha * 255.0 + 0.5, np.uint8)
     opaque = alpha8_out == 255
