@@ -7,8 +7,9 @@ worker, so pickling is left out; the worker's peak RSS is read after. Throughput
 ``--workers`` processes (2, as on the reference machine) is warmed, then ``--calls`` calls
 are submitted at once and the wall time is divided into them. Inputs are drawn here: an
 800×600 product photo (shape, shading, a printed label), a 12 MP JPEG, a short and a
-~6-second English sentence. Engines whose program or package is missing are listed as
-skipped with the reason.
+~6-second English sentence; the cut-out cases also run on the four drawn photos the quality
+tests use (``tests/data/cutouts``), one after another. Engines whose program or package is
+missing are listed as skipped with the reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import functools
 import io
+import itertools
 import multiprocessing
 import resource
 import statistics
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,9 @@ CASES = (
     Case("espeak-ng + ffmpeg", "short sentence → OGG Opus", "—"),
     Case("piper (neural)", "~6 s sentence → WAV", "~0.4 s"),
     Case("u2netp", "800×600 photo → RGBA PNG", "~0.3 s"),
+    Case("u2netp + matting", "800×600 photo → RGBA PNG, alpha_matting", "—"),
+    Case("u2netp, drawn set", "the 4 drawn cut-out photos in turn → RGBA PNG", "—"),
+    Case("u2netp + matting, drawn set", "the 4 drawn cut-out photos in turn, alpha_matting", "—"),
     Case("grabcut", "800×600 photo → RGBA PNG", "1–14 s"),
     Case("finish", "12 MP JPEG → 900×1200 JPEG", "~0.2 s"),
     Case("efficientnet-lite0", "224×224 → top-5 labels", "~7 ms"),
@@ -76,6 +82,25 @@ def _photo() -> bytes:
     font = ImageFont.load_default(size=48)
     ImageDraw.Draw(photo).text((400, 300), "AQUA", fill="white", font=font, anchor="mm")
     return _encode(photo, "JPEG", quality=92)
+
+
+# The committed photos the cut-out quality tests measure (tests/data/cutouts), 800×600.
+CUTOUT_SET = Path(__file__).resolve().parent.parent / "tests" / "data" / "cutouts"
+CUTOUT_PHOTOS = ("mug", "bottle", "sneaker", "glass")
+
+
+@functools.cache
+def _cutout_photos() -> tuple[bytes, ...]:
+    return tuple((CUTOUT_SET / f"{name}.png").read_bytes() for name in CUTOUT_PHOTOS)
+
+
+_next_cutout = itertools.count()
+
+
+def _cutout_photo() -> bytes:
+    """The drawn photos one after another, so a run's median is over the whole set."""
+    photos = _cutout_photos()
+    return photos[next(_next_cutout) % len(photos)]
 
 
 @functools.cache
@@ -119,6 +144,13 @@ def _call(case: str, options: EngineOptions) -> None:
             LONG_SENTENCE, "en", voice="neural", options=options
         ),
         "u2netp": lambda: u2netp.remove_background(_photo(), threads=threads),
+        "u2netp + matting": lambda: u2netp.remove_background(
+            _photo(), alpha_matting=True, threads=threads
+        ),
+        "u2netp, drawn set": lambda: u2netp.remove_background(_cutout_photo(), threads=threads),
+        "u2netp + matting, drawn set": lambda: u2netp.remove_background(
+            _cutout_photo(), alpha_matting=True, threads=threads
+        ),
         "grabcut": lambda: grabcut.grabcut_cutout(_photo()),
         "finish": lambda: finish.finish_image(
             _twelve_megapixels(), preset="wildberries", output_format="jpeg"
@@ -137,7 +169,13 @@ def _call(case: str, options: EngineOptions) -> None:
 def _latency(case: str, calls: int, options: EngineOptions) -> tuple[float, list[float], int]:
     """In a fresh worker: first-call time, warm call times, peak RSS in bytes."""
     # Draw the input before the clock starts: the first call should time the model load only.
-    {"finish": _twelve_megapixels, "tesseract": _text_line}.get(case, _photo)()
+    inputs: dict[str, Callable[[], object]] = {
+        "finish": _twelve_megapixels,
+        "tesseract": _text_line,
+        "u2netp, drawn set": _cutout_photos,
+        "u2netp + matting, drawn set": _cutout_photos,
+    }
+    inputs.get(case, _photo)()
     started = time.perf_counter()
     _call(case, options)
     first = time.perf_counter() - started
@@ -175,6 +213,9 @@ def _skip_reason(case: str) -> str | None:
         "espeak-ng": speech.probe,
         "espeak-ng + ffmpeg": lambda: speech.ffmpeg_encoders(),
         "u2netp": u2netp.probe,
+        "u2netp + matting": u2netp.probe,
+        "u2netp, drawn set": u2netp.probe,
+        "u2netp + matting, drawn set": u2netp.probe,
         "efficientnet-lite0": classifier.probe,
         "analyze": classifier.probe,
         "tesseract": ocr.tesseract_available,

@@ -25,7 +25,7 @@ def test_u2netp_mask_matches_the_drawn_product(shape: str, alpha_matting: bool) 
     assert 0.1 < cut.foreground_fraction < 0.4
 
 
-def test_u2netp_keeps_the_photo_colours_and_only_changes_alpha() -> None:
+def test_u2netp_keeps_the_photo_colours_inside_the_product() -> None:
     photo, truth = product_photo()
     cut = Image.open(io.BytesIO(remove_background(encode(photo)).png))
     centre = (photo.width // 2, photo.height // 2)

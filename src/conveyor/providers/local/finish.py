@@ -2,8 +2,10 @@
 
 The image is decoded by ``image_decoding`` (bomb limit, EXIF orientation, sRGB, any mode),
 a cut-out is trimmed to its visible pixels, then scaled to fit the preset's canvas less a
-margin and centred on the background. Scaling an RGBA image goes through premultiplied
-alpha, so the colour of transparent pixels never bleeds into the edge. The output is PNG,
+margin and centred on the background; with ``shadow`` a cut-out first casts a soft drop
+shadow on the background (``shadow.py``), so light products stay visible on white. Scaling
+an RGBA image goes through premultiplied alpha, so the colour of transparent pixels never
+bleeds into the edge. The output is PNG,
 JPEG or WebP with an sRGB profile embedded (or the source's own profile, when
 ``color_profile: keep`` and the source was RGB); EXIF is not copied, its orientation having
 been applied to the pixels.
@@ -32,6 +34,7 @@ from typing import Any
 from PIL import Image, ImageColor
 
 from conveyor.providers.base import Availability
+from conveyor.providers.local import shadow as drop_shadow
 from conveyor.providers.local.engine import (
     EngineInputError,
     EngineOptions,
@@ -131,6 +134,7 @@ def finish_image(
     color_profile: str = "srgb",
     trim: bool = True,
     upscale: bool = True,
+    shadow: bool = False,
     max_pixels: int = EngineOptions().max_image_pixels,
 ) -> Finished:
     """Fit the picture onto the preset's canvas and encode it; see the module docstring."""
@@ -184,9 +188,15 @@ def finish_image(
     offset = ((width - target[0]) // 2, (height - target[1]) // 2)
     if fill is None:
         canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-        canvas.alpha_composite(picture.convert("RGBA"), dest=offset)
     else:
         canvas = Image.new("RGB", (width, height), fill)
+    if shadow and picture.mode == "RGBA":
+        canvas = drop_shadow.under(canvas, drop_shadow.shadow_mask(picture, canvas.size, offset))
+    elif shadow:
+        notes.append("shadow skipped: the image has no transparency to cast one from")
+    if fill is None:
+        canvas.alpha_composite(picture.convert("RGBA"), dest=offset)
+    else:
         canvas.paste(picture, offset, mask=picture if picture.mode == "RGBA" else None)
 
     icc = decoded.icc_profile if color_profile == "keep" and decoded.icc_profile else SRGB_ICC
@@ -270,6 +280,7 @@ def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:
         color_profile=inputs.get("color_profile", "srgb"),
         trim=bool(inputs.get("trim", True)),
         upscale=bool(inputs.get("upscale", True)),
+        shadow=bool(inputs.get("shadow", False)),
         max_pixels=options.max_image_pixels,
     )
     return EngineResult(

@@ -1,13 +1,16 @@
 """Background removal without a model: OpenCV GrabCut, the last link of a fallback chain.
 
 GrabCut needs a first guess of what is background. Product photos are framed with the
-product in the middle and plain surroundings, so the guess is: a thin frame along the
-border is surely background; pixels whose colour is close to the border's median colour are
-probably background; everything else is probably foreground. GrabCut then fits colour
-models to both and cuts along edges. It runs on a copy no larger than ``WORK_SIDE`` pixels on
-its longest side (its cost grows with pixels × iterations), and the mask is scaled back and
-softened by a pixel so edges are not jagged. It keeps drop shadows and struggles when the
-product's colours match the background: hence "last resort".
+product in the middle and a plain backdrop around it, so the guess is: a thin frame along the
+border is surely background; pixels close to a smooth backdrop fitted to that frame (a
+quadratic surface per channel, which follows a studio sweep and a vignette) are probably
+background, and so are pixels darker than it with its hue (the product's shadow); everything
+else is probably foreground. GrabCut then fits colour models to both and cuts along edges.
+It runs on a copy no larger than ``WORK_SIDE`` pixels on its longest side (its cost grows
+with pixels × iterations); the mask is scaled back, softened by a pixel, and refined like
+U²-Net-p's (``matting.refine_cutout`` with edge matting: enclosed holes cleared, edge alpha
+and colours from the backdrop estimate). It still struggles when the product's colours
+match the background: hence "last resort".
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from conveyor.providers.base import Availability
+from conveyor.providers.local import backdrop
 from conveyor.providers.local.engine import (
     EngineInputError,
     EngineOptions,
@@ -27,6 +31,7 @@ from conveyor.providers.local.engine import (
     OutputFile,
 )
 from conveyor.providers.local.image_decoding import decode_image
+from conveyor.providers.local.matting import refine_cutout
 from conveyor.providers.local.u2netp import CutOut, rgb_and_alpha
 
 WORK_SIDE = 640
@@ -89,6 +94,8 @@ def grabcut_cutout(
         cv2.resize(solid, (width, height), interpolation=cv2.INTER_LINEAR) if scale < 1.0 else solid
     )
     alpha = cv2.GaussianBlur(alpha, (3, 3), 0)
+    refined = refine_cutout(rgb, np.asarray(alpha, np.uint8), edge_matting=True)
+    rgb, alpha = refined.rgb, refined.alpha
     if source_alpha is not None:
         alpha = np.minimum(alpha, source_alpha)
     fraction = float((alpha > 127).mean())
@@ -96,19 +103,18 @@ def grabcut_cutout(
         raise EngineInputError("GrabCut found no foreground object")
     buffer = io.BytesIO()
     Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA").save(buffer, "PNG", compress_level=3)
-    return CutOut(buffer.getvalue(), width, height, fraction)
+    return CutOut(buffer.getvalue(), width, height, fraction, refined.holes_cleared)
 
 
 def _initial_mask(rgb: np.ndarray[Any, np.dtype[np.uint8]]) -> np.ndarray[Any, np.dtype[np.uint8]]:
     cv2 = _cv2()
-    height, width = rgb.shape[:2]
-    border = max(1, round(min(height, width) * BORDER_FRACTION))
-    frame = np.zeros((height, width), bool)
-    frame[:border, :] = frame[-border:, :] = True
-    frame[:, :border] = frame[:, -border:] = True
-    border_colour = np.median(rgb[frame].astype(np.float32), axis=0)
-    distance = np.linalg.norm(rgb.astype(np.float32) - border_colour, axis=2)
-    mask = np.where(distance < BACKGROUND_DISTANCE, cv2.GC_PR_BGD, cv2.GC_PR_FGD).astype(np.uint8)
+    frame = backdrop.border_frame(rgb.shape, BORDER_FRACTION)
+    pixels = rgb.astype(np.float32)
+    behind = backdrop.backdrop_from_border(pixels, frame)
+    distance = backdrop.distance(pixels, behind)
+    near = distance < min(BACKGROUND_DISTANCE, max(12.0, 4.0 * float(np.median(distance[frame]))))
+    likely_backdrop = near | backdrop.in_shadow(pixels, behind)
+    mask = np.where(likely_backdrop, cv2.GC_PR_BGD, cv2.GC_PR_FGD).astype(np.uint8)
     mask[frame] = cv2.GC_BGD
     return np.asarray(mask, dtype=np.uint8)
 
@@ -139,5 +145,6 @@ def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:
             "width": cut.width,
             "height": cut.height,
             "foreground_fraction": round(cut.foreground_fraction, 4),
+            "holes_cleared": cut.holes_cleared,
         },
     )

