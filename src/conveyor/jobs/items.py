@@ -39,6 +39,10 @@ class ItemService:
         """The item's step runs, oldest first (the history a resumed item replays)."""
         return await repo.step_runs_of(conn, item_id)
 
+    async def reusable_step_run(self, conn: AsyncConnection, reuse_key: str) -> StepRunRow | None:
+        """The newest succeeded step run recorded under ``reuse_key`` (see ``steps``)."""
+        return await repo.reusable_step_run(conn, reuse_key)
+
     async def cancelled_among(self, conn: AsyncConnection, job_ids: list[str]) -> set[str]:
         """Which of these jobs were cancelled (steps running for them should stop)."""
         return await repo.cancelled_among(conn, job_ids)
