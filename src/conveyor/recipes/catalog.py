@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from conveyor.config import Settings
-from conveyor.recipes.base import Recipe
+from conveyor.recipes.base import Recipe, RecipeRegistry
 from conveyor.recipes.image_finish import ImageFinishRecipe
 from conveyor.recipes.single_model import SingleModelRecipe
 from conveyor.recipes.vehicle_damage import VehicleDamageRecipe
+from conveyor.recipes.word_media import WordMediaRecipe
 
 
 def default_recipes(settings: Settings) -> list[Recipe]:
@@ -14,4 +15,14 @@ def default_recipes(settings: Settings) -> list[Recipe]:
         SingleModelRecipe(),
         ImageFinishRecipe(),
         VehicleDamageRecipe(settings.describe_models, settings.translate_models),
+        WordMediaRecipe(
+            settings.media_image_models, settings.media_audio_models, settings.media_image_prompt
+        ),
     ]
+
+
+def word_media_recipe(recipes: RecipeRegistry) -> WordMediaRecipe:
+    """The ``word-media`` recipe of a registry (the seed-002 API checks words with it)."""
+    recipe = recipes.get(WordMediaRecipe.name)
+    assert isinstance(recipe, WordMediaRecipe)
+    return recipe
