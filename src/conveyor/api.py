@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from conveyor.assets.endpoints import router as assets_router
 from conveyor.catalog.endpoints import router as catalog_router
 from conveyor.compat.descriptions.endpoints import router as descriptions_router
+from conveyor.compat.media.endpoints import router as media_router
 from conveyor.jobs.endpoints import router as jobs_router
 from conveyor.system.endpoints import router as system_router
 
@@ -25,6 +26,7 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(assets_router)
     app.include_router(catalog_router)
     app.include_router(descriptions_router)
+    app.include_router(media_router)
     mount_docs(app)
 
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.assets.links import AssetLinks
@@ -23,6 +23,7 @@ from conveyor.assets.service import AssetService
 from conveyor.catalog.service import CatalogService
 from conveyor.clients.service import LOCAL_CLIENT, Client, ClientService
 from conveyor.compat.descriptions.service import DescriptionsService
+from conveyor.compat.media.service import MediaService
 from conveyor.config import Settings
 from conveyor.core.db import Database
 from conveyor.errors import Unauthorized
@@ -89,6 +90,10 @@ def get_descriptions(runtime: RuntimeDep) -> DescriptionsService:
     return runtime.descriptions
 
 
+def get_media(runtime: RuntimeDep) -> MediaService:
+    return runtime.media
+
+
 def get_asset_links(runtime: RuntimeDep) -> AssetLinks | None:
     return runtime.asset_links
 
@@ -99,6 +104,7 @@ AssetServiceDep = Annotated[AssetService, Depends(get_assets)]
 CatalogServiceDep = Annotated[CatalogService, Depends(get_catalog)]
 ClientServiceDep = Annotated[ClientService, Depends(get_clients)]
 DescriptionsServiceDep = Annotated[DescriptionsService, Depends(get_descriptions)]
+MediaServiceDep = Annotated[MediaService, Depends(get_media)]
 # Signed links to stored files; None unless CONVEYOR_PUBLIC_URL is set.
 AssetLinksDep = Annotated[AssetLinks | None, Depends(get_asset_links)]
 
@@ -125,3 +131,35 @@ async def current_client(
 
 
 CurrentClient = Annotated[Client, Depends(current_client)]
+
+
+_token_or_bearer = APIKeyHeader(
+    name="Authorization",
+    auto_error=False,
+    scheme_name="TokenOrBearer",
+    description="`Token <API key>` (Django REST framework's scheme) or `Bearer <API key>`",
+)
+TOKEN_SCHEMES = ("token", "bearer")
+
+
+async def token_or_bearer_client(
+    clients: ClientServiceDep,
+    header: Annotated[str | None, Depends(_token_or_bearer)] = None,
+) -> Client:
+    """Who is calling, for APIs whose clients speak Django REST framework: the API key as
+    ``Authorization: Token <key>`` or ``Bearer <key>``; open mode as for ``CurrentClient``."""
+    value = (header or "").strip()
+    if value:
+        scheme, _, key = value.partition(" ")
+        if scheme.lower() not in TOKEN_SCHEMES or not key.strip():
+            raise Unauthorized("use 'Authorization: Token <API key>' (or 'Bearer <API key>')")
+        client = await clients.authenticate(key.strip())
+        if client is None:
+            raise Unauthorized("invalid or revoked API key")
+        return client
+    if await clients.is_open():
+        return LOCAL_CLIENT
+    raise Unauthorized("an API key is required: send 'Authorization: Token <API key>'")
+
+
+TokenOrBearerClient = Annotated[Client, Depends(token_or_bearer_client)]

@@ -25,6 +25,7 @@ from conveyor.assets.service import AssetService
 from conveyor.catalog.service import CatalogService
 from conveyor.clients.service import ClientService
 from conveyor.compat.descriptions.service import DescriptionsService
+from conveyor.compat.media.service import MediaService
 from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.db import Database
@@ -50,7 +51,7 @@ from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository, RetryPolicy, TaskRegistry, Worker, WorkerConfig
 from conveyor.queue.repository import NOTIFY_CHANNEL
 from conveyor.recipes.base import RecipeRegistry
-from conveyor.recipes.catalog import default_recipes
+from conveyor.recipes.catalog import default_recipes, word_media_recipe
 from conveyor.storage import StorageBackend, create_storage
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class Runtime:
     items: ItemService
     streams: JobStreams
     descriptions: DescriptionsService
+    media: MediaService
     catalog: CatalogService
     http: aiohttp.ClientSession
     fetcher: SafeFetcher
@@ -298,6 +300,16 @@ async def open_runtime(
         items=items,
         streams=streams,
         descriptions=DescriptionsService(jobs, streams, clients, clock, settings),
+        media=MediaService(
+            jobs,
+            streams,
+            assets,
+            models,
+            word_media_recipe(recipes),
+            clock,
+            settings,
+            secret=secret_key,
+        ),
         catalog=catalog,
         http=http,
         fetcher=fetcher,
