@@ -12,6 +12,8 @@ import asyncio
 import itertools
 from typing import Any
 
+import httpx
+import pytest
 from sqlalchemy import select
 
 from conveyor.core.clock import ManualClock
@@ -208,6 +210,23 @@ async def test_one_word_is_answered_in_the_call_or_becomes_a_task_to_poll(
         assert result["media"]["image"]["model"] == "genapi/z-image"
         assert (await front.load(result["image_url"])).content.startswith(b"\x89PNG")
 
+        # A client that gives up (a closed tab) stops nothing: the word is made all the same.
+        async with httpx.AsyncClient(
+            base_url=stack.base_url, headers={"Authorization": f"Bearer {front.token}"}
+        ) as impatient:
+            with pytest.raises(httpx.ReadTimeout):
+                await impatient.post(
+                    "/api/media/generate-image/", json={"word": "owl"}, timeout=0.5
+                )
+        await until(lambda: submissions(stack, "genapi", ZIMAGE) == 2)
+        for _ in range(60):
+            listed = (await front.call("GET", "/api/media/tasks/")).json()["results"]
+            if all(t["status"] == "completed" for t in listed):
+                break
+            clock.advance(5)
+            await asyncio.sleep(0.05)
+        assert [t["status"] for t in listed] == ["completed"] * 3
+
 
 async def test_a_failed_word_says_why_and_the_chain_falls_back_first(
     start_stack: StartStack,
@@ -336,6 +355,13 @@ async def test_users_see_only_their_own_tasks_and_files(start_stack: StartStack)
             "created_at",
             "updated_at",
         }
+
+        # Django's trailing slashes: a path without one is sent to the one with it.
+        moved = await stack.http.get(
+            "/api/media/tasks", headers={"Authorization": f"Token {alice_key}"}
+        )
+        assert moved.status_code == 307
+        assert moved.headers["location"].endswith("/api/media/tasks/")
 
         for header in ({}, {"Authorization": "Basic YWxpY2U6cHc="}, {"Authorization": "Token"}):
             refused = await stack.http.get("/api/media/tasks/", headers=header)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import func, select
 
-from tests.integration.conftest import Serve
+from conveyor.jobs.models import step_runs
 from tests.integration.compat.media_stack import FrontEnd
+from tests.integration.conftest import Serve
 
 PROVIDER_SETTINGS = (
     "CONVEYOR_GENAPI_API_KEY",
@@ -80,9 +82,15 @@ async def test_offline_single_words_and_languages_no_voice_can_speak(serve: Serv
         assert spoken.status_code == 200, spoken.text
         assert spoken.json()["model"] == "local/tts"
 
+        # No picture model can run: refused at once, with what would enable one.
         drawn = await front.call("POST", "/api/media/generate-image/", json={"word": "hello"})
-        assert drawn.status_code == 502
-        assert "CONVEYOR_GENAPI_API_KEY" in drawn.json()["message"]
+        assert drawn.status_code == 422
+        refusal = drawn.json()
+        assert refusal["error"] == "MODEL_UNAVAILABLE"
+        assert "CONVEYOR_GENAPI_API_KEY" in refusal["message"]
+        assert "CONVEYOR_OPENAI_API_KEY" in refusal["message"]
+        listed = (await front.call("GET", "/api/media/tasks/")).json()["results"]
+        assert len(listed) == 1  # the audio's task; the refused picture made none
 
         # Yoruba is a language, but no voice here speaks it: refused before anything starts.
         refused = await front.call(
@@ -105,3 +113,31 @@ async def test_offline_single_words_and_languages_no_voice_can_speak(serve: Serv
             json={"words": [{"word": "ológbò", "language": "yo", "generate_audio": False}]},
         )
         assert pictured.status_code == 201
+
+
+async def test_progress_survives_a_restart_and_no_word_is_spoken_twice(serve: Serve) -> None:
+    spoken_only = [{"word": f"word {n}", "generate_image": False} for n in range(24)]
+    settings = {"media_audio_models": ["local/tts"], "worker_concurrency": 1}
+    async with serve(**settings) as http:
+        front = FrontEnd(str(http.base_url), pause=quick)
+        task_id = await front.start_batch(spoken_only)
+        for _ in range(5_000):
+            task = await front.task(task_id)
+            if task["progress"] >= 10:
+                break
+            await asyncio.sleep(0.01)
+        before = task["progress"]
+    assert 10 <= before < 100  # the server stopped in the middle of the batch
+
+    async with serve(**settings) as http:
+        front = FrontEnd(str(http.base_url), pause=quick)
+        task = await front.follow(task_id)
+        assert task["status"] == "completed"
+        assert task["completed_words"] == 24
+        assert min(front.progress) >= before
+        assert front.progress == sorted(front.progress)
+        async with http.app.state.runtime.db.read() as conn:  # type: ignore[attr-defined]
+            made = await conn.scalar(
+                select(func.count()).select_from(step_runs).where(step_runs.c.status == "succeeded")
+            )
+        assert made == 24

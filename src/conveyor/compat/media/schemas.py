@@ -275,46 +275,48 @@ def word_status(item: ItemRow) -> WordStatus:
     return cast(WordStatus, item.status)
 
 
-def word_result(item: ItemRow, link: Callable[[str], str]) -> WordResultOut:
-    """One word of a task as the API shows it; ``link`` makes a file's URL."""
+def word_result(item: ItemRow, link: Callable[[str], str]) -> dict[str, Any]:
+    """One word of a task as the API shows it (``WordResultOut``'s shape, absent fields
+    left out); ``link`` makes a file's URL. Plain dicts: a task of thousands of words is
+    read every 2 s by every front end that follows it."""
     status = word_status(item)
-    word = item.key or str(item.input.get("word", ""))
-    language = str(item.input.get("language", "en"))
+    result: dict[str, Any] = {
+        "word": item.key or str(item.input.get("word", "")),
+        "language": str(item.input.get("language", "en")),
+        "status": status,
+    }
     if status == "failed":
-        return WordResultOut(word=word, language=language, status=status, error=item.error)
+        result["error"] = item.error
     if status not in ("completed", "partial"):
-        return WordResultOut(word=word, language=language, status=status)
+        return result
     output = item.output or {}
-    media: dict[str, MediumOut] = {}
-    urls: dict[str, str] = {}
+    media: dict[str, dict[str, Any]] = {}
+    failures: list[str] = []
+    reused: list[bool] = []
     for medium in MEDIA:
         made = output.get(medium)
         if made is None:
             continue
-        if made.get("status") == "completed":
-            urls[medium] = link(made["asset_id"])
-            media[medium] = MediumOut(
-                status="completed",
-                asset_id=made["asset_id"],
-                model=made.get("model"),
-                reused=bool(made.get("reused")),
-                mime_type=made.get("mime_type"),
-                fallback_from=_fallbacks(made, output.get("provenance") or {}) or None,
-            )
-        else:
-            media[medium] = MediumOut(status="failed", error=made.get("error"))
-    failures = [f"{m}: {out.error}" for m, out in media.items() if out.status == "failed"]
-    made_media = [out for out in media.values() if out.status == "completed"]
-    return WordResultOut(
-        word=word,
-        language=language,
-        status=status,
-        image_url=urls.get("image"),
-        audio_url=urls.get("audio"),
-        error="; ".join(failures) or None,
-        reused=bool(made_media) and all(out.reused for out in made_media),
-        media=media,
-    )
+        if made.get("status") != "completed":
+            media[medium] = {"status": "failed", "error": made.get("error")}
+            failures.append(f"{medium}: {made.get('error')}")
+            continue
+        result[f"{medium}_url"] = link(made["asset_id"])
+        reused.append(bool(made.get("reused")))
+        media[medium] = {
+            "status": "completed",
+            "asset_id": made["asset_id"],
+            "model": made.get("model"),
+            "reused": reused[-1],
+            "mime_type": made.get("mime_type"),
+        }
+        if fallbacks := _fallbacks(made, output.get("provenance") or {}):
+            media[medium]["fallback_from"] = fallbacks
+    if failures:
+        result["error"] = "; ".join(failures)
+    result["reused"] = bool(reused) and all(reused)
+    result["media"] = media
+    return result
 
 
 def _fallbacks(made: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
@@ -327,21 +329,16 @@ def _fallbacks(made: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
 def task_answer(
     job: JobRow, items: list[ItemRow], link: Callable[[str], str], **extra: Any
 ) -> dict[str, Any]:
-    """The whole task. Counters and progress come from the items read in one statement,
-    so they agree with the results shown next to them and progress never goes back."""
+    """The whole task (``TaskOut``). Counters and progress come from the items read in one
+    statement, so they agree with the results shown next to them and progress never goes
+    back."""
     results = [word_result(item, link) for item in items]
     settled = sum(1 for i in items if i.status not in ITEM_OPEN or i.runs > 0)
-    statuses = Counter(r.status for r in results)
-    summary = TaskSummaryOut.from_row(job, settled).model_copy(
-        update={
-            "completed_words": statuses["completed"] + statuses["partial"],
-            "failed_words": statuses["failed"],
-            "cancelled_words": statuses["cancelled"],
-        }
+    statuses = Counter(r["status"] for r in results)
+    summary = TaskSummaryOut.from_row(job, settled).model_dump()
+    summary.update(
+        completed_words=statuses["completed"] + statuses["partial"],
+        failed_words=statuses["failed"],
+        cancelled_words=statuses["cancelled"],
     )
-    return {
-        **summary.model_dump(),
-        "partial_words": statuses["partial"],
-        "results": [r.model_dump(exclude_none=True) for r in results],
-        **extra,
-    }
+    return {**summary, "partial_words": statuses["partial"], "results": results, **extra}

@@ -53,7 +53,7 @@ from conveyor.compat.media.schemas import (
 from conveyor.config import Settings
 from conveyor.core.clock import Clock
 from conveyor.core.http import error_body
-from conveyor.errors import Conflict, Forbidden, NotFound
+from conveyor.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from conveyor.jobs.models import ITEM_COMPLETED, JobRow
 from conveyor.jobs.schemas import JobCreate
 from conveyor.jobs.service import JobService
@@ -130,8 +130,26 @@ class MediaService:
 
     async def read_single(self, raw: bytes, kind: Kind) -> MediaRequest:
         request = parse_single(read_json_object(raw), kind)
+        self._check_chain(kind)
         await self._check_languages(request, batch=False)
         return request
+
+    def _check_chain(self, kind: Kind) -> None:
+        """A single word is refused at once when no model of its chain can run here (a
+        batch is accepted: its other medium is still made, and each word says why)."""
+        image, audio = self.recipe.chains(WordMediaOptions())
+        reasons = []
+        for model_id in image if kind == "image" else audio:
+            adapter = self.models.get(model_id)
+            found = adapter.availability() if adapter is not None else None
+            if found is not None and found.available:
+                return
+            reason = found.reason if found is not None else "unknown model"
+            hint = f" ({found.enable_with})" if found is not None and found.enable_with else ""
+            reasons.append(f"{model_id}: {reason}{hint}")
+        raise ValidationFailed(
+            f"no {kind} model is available: " + "; ".join(reasons), code="MODEL_UNAVAILABLE"
+        )
 
     async def _check_languages(self, request: MediaRequest, *, batch: bool) -> None:
         """Every word's language must be one its audio chain can speak (400 otherwise)."""
