@@ -106,6 +106,7 @@ _SINGLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _ERROR,
     401: _ERROR,
     409: {"description": "The task was cancelled meanwhile"},
+    422: {"description": "No model of the chain can run here (MODEL_UNAVAILABLE)"},
     502: {"description": "Every model of the chain failed; the message says why"},
 }
 

@@ -37,6 +37,7 @@ from conveyor.assets.models import Asset
 from conveyor.assets.service import AssetService
 from conveyor.clients.service import Client
 from conveyor.compat.media.schemas import (
+    MAX_LISTED,
     AcceptedOut,
     Kind,
     MediaFileOut,
@@ -58,6 +59,7 @@ from conveyor.jobs.models import ITEM_COMPLETED, JobRow
 from conveyor.jobs.schemas import JobCreate
 from conveyor.jobs.service import JobService
 from conveyor.jobs.streams import JobStreams
+from conveyor.providers.base import Availability
 from conveyor.providers.local import speech
 from conveyor.providers.local.engine import EngineFailure, EngineUnavailable
 from conveyor.providers.registry import ModelRegistry
@@ -140,13 +142,11 @@ class MediaService:
         image, audio = self.recipe.chains(WordMediaOptions())
         reasons = []
         for model_id in image if kind == "image" else audio:
-            adapter = self.models.get(model_id)
-            found = adapter.availability() if adapter is not None else None
-            if found is not None and found.available:
+            found = self._availability(model_id)
+            if found.available:
                 return
-            reason = found.reason if found is not None else "unknown model"
-            hint = f" ({found.enable_with})" if found is not None and found.enable_with else ""
-            reasons.append(f"{model_id}: {reason}{hint}")
+            hint = f" ({found.enable_with})" if found.enable_with else ""
+            reasons.append(f"{model_id}: {found.reason}{hint}")
         raise ValidationFailed(
             f"no {kind} model is available: " + "; ".join(reasons), code="MODEL_UNAVAILABLE"
         )
@@ -173,11 +173,18 @@ class MediaService:
             return
         if not batch:
             raise refuse(problems["0"])
-        raise refuse({"words": dict(list(problems.items())[:100])})
+        many = f"{len(problems)} words are in languages no voice here speaks"
+        raise refuse(
+            {"words": dict(list(problems.items())[:MAX_LISTED])},
+            many if len(problems) > 1 else None,
+        )
+
+    def _availability(self, model_id: str) -> Availability:
+        adapter = self.models.get(model_id)
+        return adapter.availability() if adapter is not None else Availability(False, "unknown")
 
     def _usable(self, model_id: str) -> bool:
-        adapter = self.models.get(model_id)
-        return adapter is not None and adapter.availability().available
+        return self._availability(model_id).available
 
     async def create(
         self, conn: AsyncConnection, client: Client, request: MediaRequest, *, sync: bool
