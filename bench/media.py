@@ -82,6 +82,8 @@ class Results:
     limits: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # The worker's warnings and errors, counted by their first words (why calls repeat).
+    worker_log: dict[str, int] = field(default_factory=dict)
 
 
 def build_words(count: int) -> list[dict[str, Any]]:
@@ -129,6 +131,7 @@ async def run(plan: Plan) -> Results:
                     async with WorkerProcess(settings, work / "worker.log") as worker:
                         results.worker_idle_rss = worker.rss()
                         await _batch(plan, results, base_url, key, worker)
+                    results.worker_log = _warnings(work / "worker.log")
             counters = simulator.counters()
             results.submissions = {p: dict(counters["submissions"].get(p, {})) for p in PROVIDERS}
             results.polls = sum(dict(counters["polls"]).values())
@@ -230,6 +233,10 @@ def render(r: Results) -> str:
             "one poll of the whole task (GET tasks/{id}/) p50 / max",
             f"{seconds(percentile(r.task_reads, 50), 3)} / {seconds(max(r.task_reads), 3)}",
         ],
+        [
+            "worker log warnings / errors",
+            "; ".join(f"{n} × `{text}`" for text, n in sorted(r.worker_log.items())) or "none",
+        ],
         ["worker RSS idle → peak", f"{mib(r.worker_idle_rss)} → {mib(r.worker_peak_rss)}"],
         ["worker CPU time", seconds(r.worker_cpu, 1)],
         ["this process peak RSS (API + simulator + client)", mib(r.bench_peak_rss)],
@@ -280,6 +287,19 @@ def _bound(r: Results, plan: Plan, mean_latency: float) -> str:
         f"({openai_in_flight} in flight / {mean_latency:g} s mean latency{cap})"
     )
     return "Lower bound from the limits: " + "; ".join(parts) + "."
+
+
+def _warnings(log_path: Path) -> dict[str, int]:
+    """Warning and error lines of the worker's log (``time level logger: message``), grouped
+    by level, logger and the message's first words."""
+    found: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in log_path.read_text(errors="replace").splitlines():
+            fields = line.split(" ", 3)
+            if len(fields) == 4 and fields[2] in ("WARNING", "ERROR", "CRITICAL"):
+                text = f"{fields[2]} {fields[3][:90]}"
+                found[text] = found.get(text, 0) + 1
+    return found
 
 
 def _thin(values: list[int], keep: int = 12) -> list[int]:
