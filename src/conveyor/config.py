@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import string
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.errors import ConfigurationError
+
+DEFAULT_MEDIA_IMAGE_PROMPT = (
+    'A clear, simple picture that shows the meaning of the {language} word "{word}": one '
+    "single object or scene, centred, realistic colours, on a plain light background. "
+    "No text, no letters, no words, no numbers, no captions, no labels, no watermark."
+)
 
 
 class Settings(BaseSettings):
@@ -141,6 +148,44 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"not an IP address or network: {entry!r}") from exc
         return [entry.strip() for entry in value]
+
+    # Word media (recipe ``word-media``, seed 002 API under /api/media). Image and audio
+    # model chains: the first available model is tried first, the next on failure.
+    media_image_models: list[str] = Field(
+        default_factory=lambda: [
+            "genapi/z-image",
+            "openai/image",
+            "replicate/flux-schnell",
+            "kie/seedream-4.5",
+        ],
+        min_length=1,
+        max_length=10,
+    )
+    media_audio_models: list[str] = Field(
+        default_factory=lambda: ["openai/speech", "local/tts"], min_length=1, max_length=10
+    )
+    # The picture of a word: ``{word}`` and ``{language}`` (its English name) are filled in.
+    media_image_prompt: str = Field(DEFAULT_MEDIA_IMAGE_PROMPT, min_length=1, max_length=4000)
+    # One word (generate-image, generate-audio) is answered in the call if done this soon.
+    media_sync_wait: float = Field(60.0, gt=0, le=120)
+    # How long the signed file links in media answers stay valid.
+    media_link_ttl: int = Field(86_400, ge=60, le=30 * 86_400)
+
+    @field_validator("media_image_prompt")
+    @classmethod
+    def _prompt_placeholders(cls, value: str) -> str:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"media image prompt: {exc}") from exc
+        if "word" not in fields:
+            raise ValueError("the media image prompt must contain {word}")
+        unknown = sorted(fields - {"word", "language"})
+        if unknown:
+            raise ValueError(
+                f"the media image prompt may use only {{word}} and {{language}}, not {unknown}"
+            )
+        return value
 
     @field_validator("descriptions_clients")
     @classmethod

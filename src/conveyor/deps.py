@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 
@@ -26,6 +26,7 @@ from conveyor.clients.service import LOCAL_CLIENT, Client, ClientService
 from conveyor.compat.boxes.service import BoxService
 from conveyor.compat.boxes.settling import BoxSettler
 from conveyor.compat.descriptions.service import DescriptionsService
+from conveyor.compat.media.service import MediaService
 from conveyor.config import Settings
 from conveyor.core.db import Database
 from conveyor.errors import Forbidden, Unauthorized
@@ -106,6 +107,10 @@ def get_descriptions(runtime: RuntimeDep) -> DescriptionsService:
     return runtime.descriptions
 
 
+def get_media(runtime: RuntimeDep) -> MediaService:
+    return runtime.media
+
+
 def get_asset_links(runtime: RuntimeDep) -> AssetLinks | None:
     return runtime.asset_links
 
@@ -129,6 +134,10 @@ CatalogServiceDep = Annotated[CatalogService, Depends(get_catalog)]
 ClientServiceDep = Annotated[ClientService, Depends(get_clients)]
 DescriptionsServiceDep = Annotated[DescriptionsService, Depends(get_descriptions)]
 # Signs and checks time-limited links to stored files (``/v1/assets/{id}/signed``).
+
+
+MediaServiceDep = Annotated[MediaService, Depends(get_media)]
+# Signed links to stored files; None unless CONVEYOR_PUBLIC_URL is set.
 AssetLinksDep = Annotated[AssetLinks | None, Depends(get_asset_links)]
 CallbackReceiverDep = Annotated[CallbackReceiver, Depends(get_callback_receiver)]
 BoxServiceDep = Annotated[BoxService, Depends(get_boxes)]
@@ -264,3 +273,35 @@ async def console_form(
 
 
 ConsoleForm = Annotated[FormData, Depends(console_form)]
+
+
+_token_or_bearer = APIKeyHeader(
+    name="Authorization",
+    auto_error=False,
+    scheme_name="TokenOrBearer",
+    description="`Token <API key>` (Django REST framework's scheme) or `Bearer <API key>`",
+)
+TOKEN_SCHEMES = ("token", "bearer")
+
+
+async def token_or_bearer_client(
+    clients: ClientServiceDep,
+    header: Annotated[str | None, Depends(_token_or_bearer)] = None,
+) -> Client:
+    """Who is calling, for APIs whose clients speak Django REST framework: the API key as
+    ``Authorization: Token <key>`` or ``Bearer <key>``; open mode as for ``CurrentClient``."""
+    value = (header or "").strip()
+    if value:
+        scheme, _, key = value.partition(" ")
+        if scheme.lower() not in TOKEN_SCHEMES or not key.strip():
+            raise Unauthorized("use 'Authorization: Token <API key>' (or 'Bearer <API key>')")
+        client = await clients.authenticate(key.strip())
+        if client is None:
+            raise Unauthorized("invalid or revoked API key")
+        return client
+    if await clients.is_open():
+        return LOCAL_CLIENT
+    raise Unauthorized("an API key is required: send 'Authorization: Token <API key>'")
+
+
+TokenOrBearerClient = Annotated[Client, Depends(token_or_bearer_client)]

@@ -29,6 +29,7 @@ from conveyor.compat.boxes.links import FileLinks
 from conveyor.compat.boxes.service import BoxService
 from conveyor.compat.boxes.settling import BoxSettler
 from conveyor.compat.descriptions.service import DescriptionsService
+from conveyor.compat.media.service import MediaService
 from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.db import Database
@@ -58,7 +59,7 @@ from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository, RetryPolicy, TaskRegistry, Worker, WorkerConfig
 from conveyor.queue.repository import NOTIFY_CHANNEL
 from conveyor.recipes.base import RecipeRegistry
-from conveyor.recipes.catalog import default_recipes
+from conveyor.recipes.catalog import default_recipes, word_media_recipe
 from conveyor.storage import StorageBackend, create_storage
 from conveyor.system.service import OperatorService
 from conveyor.web.service import ConsoleService
@@ -90,6 +91,7 @@ class Runtime:
     descriptions: DescriptionsService
     boxes: BoxService
     box_settler: BoxSettler
+    media: MediaService
     catalog: CatalogService
     http: aiohttp.ClientSession
     # Client-given input URLs; provider results; webhooks: each over a pool of its own.
@@ -376,6 +378,16 @@ async def open_runtime(
         descriptions=DescriptionsService(jobs, streams, clients, clock, settings),
         boxes=boxes,
         box_settler=BoxSettler(db, boxes, assets, clock),
+        media=MediaService(
+            jobs,
+            streams,
+            assets,
+            models,
+            word_media_recipe(recipes),
+            clock,
+            settings,
+            secret=secret_key,
+        ),
         catalog=catalog,
         http=http,
         fetcher=fetcher,

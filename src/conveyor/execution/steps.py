@@ -18,6 +18,14 @@ fenced on the item's queue task: a worker that lost the task stops before paying
 step that finds a submit under way without a task id submits again with the same idempotency
 key (a provider that takes one de-duplicates it) and says so in the item's provenance.
 
+**Reuse across items.** A step may name the work it does with a ``reuse_key`` (the recipe's
+words for "this medium of this word, in this language, by this chain, with this prompt").
+The key is stored hashed together with the client's id, so one client's work is never
+another's. With ``reuse`` on, a step first looks for a succeeded step run under the same
+key (one indexed query) and, when its files still exist, takes its output without calling
+any model: the files get asset rows of their own for this item (same stored bytes, so
+purging the older job keeps them), and the step run and provenance say ``reused``.
+
 While a pollable provider works on a step's task, the item *parks* (``StepParked``; see
 ``execution.polling``) when that step is the only one the item is running: the scheduler
 polls, then runs the item again with the news (``ItemExecution.news``), and this step
@@ -26,10 +34,11 @@ collects the result. Steps running side by side poll in their own coroutines ins
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +91,11 @@ class StepParked(Exception):
 Fence = Callable[[AsyncConnection], Awaitable[None]]
 
 
+def scoped_reuse_key(client_id: str, reuse_key: str) -> str:
+    """The stored form of a recipe's reuse key: only the same client's steps share it."""
+    return hashlib.sha256(f"{client_id}\n{reuse_key}".encode()).hexdigest()
+
+
 def _pollable(adapter: ModelAdapter | None) -> PollableAdapter | None:
     return adapter if hasattr(adapter, "begin") else None  # type: ignore[return-value]
 
@@ -106,6 +120,7 @@ def _model_output(saved: dict[str, Any]) -> ModelOutput:
         files=[StoredFile(**f) for f in saved.get("files") or []],
         cost=saved.get("cost"),
         model_id=saved.get("model_id"),
+        reused=saved.get("reused_from") is not None,
     )
 
 
@@ -185,7 +200,10 @@ class ItemExecution:
             await self.fence(conn)
         if self.started:
             return
-        await self.deps.items.start(conn, self.item, job_pending=self.job.status == JOB_PENDING)
+        if not await self.deps.items.start(
+            conn, self.item, job_pending=self.job.status == JOB_PENDING
+        ):
+            raise ItemCancelled()  # closed meanwhile: the job was cancelled
 
         def mark() -> None:
             self.started = True
@@ -212,19 +230,39 @@ class ItemExecution:
         fetching inputs (a step in a model call instead cancels at the provider itself)."""
         return self._fetching > 0
 
-    async def step(self, name: str, models: Sequence[str], inputs: dict[str, Any]) -> ModelOutput:
+    async def step(
+        self,
+        name: str,
+        models: Sequence[str],
+        inputs: dict[str, Any],
+        *,
+        reuse_key: str | None = None,
+        reuse: bool = True,
+    ) -> ModelOutput:
         self._active_steps += 1
         try:
-            return await self._step(name, models, inputs)
+            return await self._step(name, models, inputs, reuse_key, reuse)
         finally:
             self._active_steps -= 1
 
-    async def _step(self, name: str, models: Sequence[str], inputs: dict[str, Any]) -> ModelOutput:
+    async def _step(
+        self,
+        name: str,
+        models: Sequence[str],
+        inputs: dict[str, Any],
+        reuse_key: str | None,
+        reuse: bool,
+    ) -> ModelOutput:
         for row in reversed(self.prior):
             if row.step == name and row.status == STEP_SUCCEEDED and row.output is not None:
                 output = _model_output(row.output)
-                self._note(name, output.model_id, [])
+                self._note(name, output.model_id, [], reused=output.reused)
                 return output
+        scoped = scoped_reuse_key(self.client_id, reuse_key) if reuse_key is not None else None
+        if scoped is not None and reuse:
+            reused = await self._reuse(name, models, scoped)
+            if reused is not None:
+                return reused
         this_run = [r for r in self.prior if r.step == name and r.item_run == self.item.runs]
         tried: list[dict[str, str]] = []
         transient: ConveyorError | None = None
@@ -245,7 +283,7 @@ class ItemExecution:
                 tried.append({"model": model_id, "error": availability.reason or "unavailable"})
                 continue
             try:
-                output = await self._call(name, model_id, index, earlier, inputs)
+                output = await self._call(name, model_id, index, earlier, inputs, scoped)
             except ConveyorError as exc:
                 tried.append({"model": model_id, "error": exc.message})
                 if exc.retryable:
@@ -258,9 +296,80 @@ class ItemExecution:
             raise TemporaryFailure(f"step {name!r}: {summary}", retry_after=transient.retry_after)
         raise ItemFailed(f"step {name!r} failed: {summary}", code="STEP_FAILED")
 
-    def _note(self, step: str, model_id: str | None, tried: list[dict[str, str]]) -> None:
+    def _note(
+        self,
+        step: str,
+        model_id: str | None,
+        tried: list[dict[str, str]],
+        *,
+        reused: bool = False,
+    ) -> None:
         self.last_model = model_id
-        self.provenance[step] = {"model": model_id, **({"fallback_from": tried} if tried else {})}
+        self.provenance[step] = {
+            "model": model_id,
+            **({"fallback_from": tried} if tried else {}),
+            **({"reused": True} if reused else {}),
+        }
+
+    async def _reuse(self, step: str, models: Sequence[str], key: str) -> ModelOutput | None:
+        """An earlier succeeded step's output under ``key``, recorded as this step's; None
+        if there is none or its files are gone (purged)."""
+        async with self.deps.db.read() as conn:
+            earlier = await self.deps.items.reusable_step_run(conn, key)
+            if earlier is None or earlier.output is None:
+                return None
+            saved = earlier.output
+            asset_ids = [f["asset_id"] for f in saved.get("files") or []]
+            found = await self.deps.assets.get_many(conn, asset_ids)
+        if any(a not in found or found[a].client_id != self.client_id for a in asset_ids):
+            return None
+        now = self.now()
+        # Rows of this item's own for the same stored bytes: purging the older job deletes
+        # its rows, never bytes another row still names.
+        copies = {
+            a: replace(
+                found[a],
+                id=new_id(),
+                job_id=self.job.id,
+                item_id=self.item.id,
+                meta={"reused_from": a},
+                created_at=now,
+            )
+            for a in asset_ids
+        }
+        model_id = saved.get("model_id") or earlier.model_id
+        output = {
+            **saved,
+            "files": [
+                {**f, "asset_id": copies[f["asset_id"]].id} for f in saved.get("files") or []
+            ],
+            "cost": None,
+            "model_id": model_id,
+            "reused_from": earlier.id,
+        }
+        async with self.deps.db.write() as conn:
+            await self._start(conn)
+            await self.deps.assets.add(conn, *copies.values())
+            await self.deps.items.save_step_run(
+                conn,
+                {
+                    "id": new_id(),
+                    "item_id": self.item.id,
+                    "step": step,
+                    "model_id": model_id,
+                    "chain_index": models.index(model_id) if model_id in models else 0,
+                    "item_run": self.item.runs,
+                    "attempt": 1,
+                    "status": STEP_SUCCEEDED,
+                    "retryable": False,
+                    "output": output,
+                    "started_at": now,
+                    "finished_at": now,
+                    "reuse_key": key,
+                },
+            )
+        self._note(step, model_id, [], reused=True)
+        return _model_output(output)
 
     async def _call(
         self,
@@ -269,6 +378,7 @@ class ItemExecution:
         index: int,
         earlier: list[StepRunRow],
         inputs: dict[str, Any],
+        reuse_key: str | None,
     ) -> ModelOutput:
         resume_row = next(
             (r for r in earlier if r.status == STEP_RUNNING and r.external_task_id), None
@@ -287,6 +397,7 @@ class ItemExecution:
             "item_run": self.item.runs,
             "attempt": failures + 1,
             "started_at": started,
+            "reuse_key": reuse_key,
         }
         db = self.deps.db
 
@@ -328,7 +439,7 @@ class ItemExecution:
         if resume is None and getattr(adapter, "remote", True):
             if interrupted is not None:
                 self._note_interrupted_submit(step, model_id, adapter)
-            await self._write_row({**base, "status": STEP_SUBMITTING})
+            await self._write_row({**base, "status": STEP_SUBMITTING}, must_be_open=True)
         timer = time.perf_counter()
         outcome = "failed"
         submitted = resume is not None
@@ -382,9 +493,12 @@ class ItemExecution:
                 "again, and the provider (which takes no idempotency key) may have run it twice"
             )
 
-    async def _write_row(self, values: dict[str, Any]) -> None:
+    async def _write_row(self, values: dict[str, Any], *, must_be_open: bool = False) -> None:
         async with self.deps.db.write() as conn:
             await self._start(conn)
+            if must_be_open and not await self.deps.items.is_open(conn, self.item.id):
+                # Cancelled since this run began: never pay for an item nobody wants.
+                raise ItemCancelled()
             await self.deps.items.save_step_run(conn, values)
 
     async def _call_parking(

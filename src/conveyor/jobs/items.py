@@ -42,6 +42,14 @@ class ItemService:
     async def get_step_run(self, conn: AsyncConnection, step_run_id: str) -> StepRunRow | None:
         return await repo.get_step_run(conn, step_run_id)
 
+    async def reusable_step_run(self, conn: AsyncConnection, reuse_key: str) -> StepRunRow | None:
+        """The newest succeeded step run recorded under ``reuse_key`` (see ``steps``)."""
+        return await repo.reusable_step_run(conn, reuse_key)
+
+    async def is_open(self, conn: AsyncConnection, item_id: str) -> bool:
+        """Whether the item still waits for its result (not completed, failed or cancelled)."""
+        return await repo.item_is_open(conn, item_id)
+
     async def cancelled_among(self, conn: AsyncConnection, job_ids: list[str]) -> set[str]:
         """Which of these jobs were cancelled (steps running for them should stop)."""
         return await repo.cancelled_among(conn, job_ids)

@@ -134,7 +134,11 @@ step_runs = Table(
     Column("cost", Float, nullable=True),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    # What the step made, as a key of its client's work (recipe key hashed with the client):
+    # a later step with the same key may take this one's output instead of calling a model.
+    Column("reuse_key", String(64), nullable=True),
     Index("ix_step_runs_item", "item_id", "step"),
+    Index("ix_step_runs_reuse_key", "reuse_key"),
 )
 
 
@@ -208,3 +212,4 @@ class StepRunRow:
     cost: float | None
     started_at: datetime
     finished_at: datetime | None
+    reuse_key: str | None

@@ -25,6 +25,7 @@ from conveyor.jobs.models import (
     JOB_FAILED,
     JOB_PENDING,
     JOB_PROCESSING,
+    STEP_SUCCEEDED,
     ItemRow,
     JobRow,
     StepRunRow,
@@ -144,6 +145,11 @@ async def get_item(conn: AsyncConnection, item_id: str) -> ItemRow | None:
     return item_row(row) if row is not None else None
 
 
+async def item_is_open(conn: AsyncConnection, item_id: str) -> bool:
+    status = await conn.scalar(select(items.c.status).where(items.c.id == item_id))
+    return status in ITEM_OPEN
+
+
 async def step_runs_of(conn: AsyncConnection, item_id: str) -> list[StepRunRow]:
     rows = await conn.execute(
         select(step_runs)
@@ -177,6 +183,19 @@ async def latest_task_ids(conn: AsyncConnection, item_ids: Sequence[str]) -> dic
         .order_by(step_runs.c.started_at, step_runs.c.id)
     )
     return {row.item_id: row.external_task_id for row in rows}
+
+
+async def reusable_step_run(conn: AsyncConnection, reuse_key: str) -> StepRunRow | None:
+    """The newest succeeded step run recorded under ``reuse_key`` (indexed), if any."""
+    row = (
+        await conn.execute(
+            select(step_runs)
+            .where(step_runs.c.reuse_key == reuse_key, step_runs.c.status == STEP_SUCCEEDED)
+            .order_by(step_runs.c.finished_at.desc(), step_runs.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return _row(StepRunRow, row) if row is not None else None
 
 
 async def save_step_run(conn: AsyncConnection, values: dict[str, Any]) -> None:
@@ -409,6 +428,62 @@ async def reopen_failed_items(conn: AsyncConnection, job: JobRow, now: datetime)
         )
     )
     return failed
+
+
+async def reopen_completed_items(
+    conn: AsyncConnection, job: JobRow, item_ids: Sequence[str], now: datetime
+) -> list[ItemRow]:
+    """Completed items of the job among ``item_ids`` back to pending (a new run each), and
+    the job active again: a recipe whose completed item is missing part of its result (a
+    word whose audio failed) re-runs it, reusing the steps that succeeded. As for failed
+    items, one statement picks and reopens them, and ``completed`` drops by exactly those.
+    """
+    if not item_ids:
+        return []
+    result = await conn.execute(
+        update(items)
+        .where(
+            items.c.job_id == job.id,
+            items.c.status == ITEM_COMPLETED,
+            items.c.id.in_(list(item_ids)),
+        )
+        .values(status=ITEM_PENDING, runs=items.c.runs + 1, finished_at=None, updated_at=now)
+        .returning(*items.c)
+    )
+    reopened = sorted((item_row(r) for r in result), key=lambda item: item.seq)
+    if not reopened:
+        return []
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id)
+        .values(
+            status=JOB_PROCESSING,
+            completed=jobs.c.completed - len(reopened),
+            finished_at=None,
+            error_message=None,
+            updated_at=now,
+        )
+    )
+    return reopened
+
+
+async def settled_counts(conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, int]:
+    """Items of each job that have ended at least once: ended now, or reopened by a retry.
+
+    One statement, so the count is of one snapshot: it never goes back, even while a retry
+    runs or items end concurrently (reading the job's counters and the reopened items in
+    two statements could miss an item that ended in between)."""
+    if not job_ids:
+        return {}
+    rows = await conn.execute(
+        select(items.c.job_id, func.count())
+        .where(
+            items.c.job_id.in_(list(job_ids)),
+            or_(items.c.status.not_in(ITEM_OPEN), items.c.runs > 0),
+        )
+        .group_by(items.c.job_id)
+    )
+    return {job_id: int(count) for job_id, count in rows}
 
 
 async def delete_jobs(conn: AsyncConnection, job_ids: list[str]) -> None:

@@ -10,6 +10,7 @@ same client returns the existing job instead of a second one, also when two requ
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -319,6 +320,10 @@ class JobService:
         """Each item's latest provider task id (``external_task_id`` of its step runs)."""
         return await repo.latest_task_ids(conn, item_ids)
 
+    async def settled(self, conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, int]:
+        """How many items of each job have ended at least once (a retry does not undo it)."""
+        return await repo.settled_counts(conn, job_ids)
+
     async def items_finished_since(
         self, conn: AsyncConnection, job: JobRow, since: datetime
     ) -> list[ItemRow]:
@@ -343,14 +348,24 @@ class JobService:
             await self.queue.enqueue(conn, [webhook_task(job.id, "job.finished")])
         return updated
 
-    async def retry(self, conn: AsyncConnection, client: Client, job_id: str) -> tuple[JobRow, int]:
-        """Run the failed items again (finished steps are reused, failed ones re-tried)."""
+    async def retry(
+        self,
+        conn: AsyncConnection,
+        client: Client,
+        job_id: str,
+        *,
+        completed_too: Collection[str] = (),
+    ) -> tuple[JobRow, int]:
+        """Run the failed items again (finished steps are reused, failed ones re-tried), and
+        the completed items in ``completed_too`` (those a recipe finished only in part)."""
         job = await self.get(conn, client, job_id)
-        if job.status in JOB_ACTIVE and job.failed == 0:
+        if job.status in JOB_ACTIVE and job.failed == 0 and not completed_too:
             return job, 0
-        if job.status not in (*JOB_ACTIVE, JOB_FAILED) and job.failed == 0:
+        if job.status not in (*JOB_ACTIVE, JOB_FAILED) and job.failed == 0 and not completed_too:
             raise Conflict(f"job {job_id} has no failed items to retry", code="NOTHING_TO_RETRY")
-        reopened = await repo.reopen_failed_items(conn, job, self.clock.now())
+        now = self.clock.now()
+        reopened = await repo.reopen_failed_items(conn, job, now)
+        reopened += await repo.reopen_completed_items(conn, job, sorted(completed_too), now)
         await self.queue.enqueue(
             conn, run_item_tasks(job.id, job.client_id, [i.id for i in reopened], job.priority)
         )

@@ -107,6 +107,8 @@ class ModelOutput:
     cost: float | None = None
     # Set by the runner: which model in a fallback chain produced it.
     model_id: str | None = None
+    # Set by the runner: an earlier identical step's output, taken without calling a model.
+    reused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

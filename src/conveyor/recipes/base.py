@@ -4,7 +4,9 @@ A recipe's ``run`` is called once per item, and again if the item is resumed aft
 or retried. Each ``await run.step(name, models, inputs)`` is durable: a step that finished
 before returns its stored output without calling anything; a step whose provider task was
 submitted resumes polling it; otherwise the models are tried in order (a fallback chain).
-So a recipe may be re-run from the top at any time and pays for each step once.
+So a recipe may be re-run from the top at any time and pays for each step once. A step
+given a ``reuse_key`` can also take the output of the same work done earlier for the same
+client, in another item or job (``skip_existing`` of the word-media recipe).
 """
 
 from __future__ import annotations
@@ -49,8 +51,20 @@ class ItemRun(Protocol):
     def files(self) -> AssetIO: ...
 
     async def step(
-        self, name: str, models: Sequence[str], inputs: dict[str, Any]
-    ) -> ModelOutput: ...
+        self,
+        name: str,
+        models: Sequence[str],
+        inputs: dict[str, Any],
+        *,
+        reuse_key: str | None = None,
+        reuse: bool = True,
+    ) -> ModelOutput:
+        """Run ``inputs`` through the first model of ``models`` that succeeds (durable).
+
+        ``reuse_key`` names the work (same key, same result) and is recorded with a
+        succeeded step; with ``reuse``, a step of the same client that succeeded under that
+        key is returned instead of calling a model (``ModelOutput.reused``)."""
+        ...
 
     async def set_stage(self, stage: str) -> None:
         """Tell the job where this item is (e.g. ``translating``)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from conveyor.config import Settings
-from conveyor.recipes.base import Recipe
+from conveyor.recipes.base import Recipe, RecipeRegistry
 from conveyor.recipes.image_finish import ImageFinishRecipe
 from conveyor.recipes.product_photo import ProductPhotoRecipe
 from conveyor.recipes.single_model import SingleModelRecipe
 from conveyor.recipes.vehicle_damage import VehicleDamageRecipe
+from conveyor.recipes.word_media import WordMediaRecipe
 
 
 def default_recipes(settings: Settings) -> list[Recipe]:
@@ -20,4 +21,14 @@ def default_recipes(settings: Settings) -> list[Recipe]:
             settings.product_background_model,
             settings.product_background_fallbacks,
         ),
+        WordMediaRecipe(
+            settings.media_image_models, settings.media_audio_models, settings.media_image_prompt
+        ),
     ]
+
+
+def word_media_recipe(recipes: RecipeRegistry) -> WordMediaRecipe:
+    """The ``word-media`` recipe of a registry (the seed-002 API checks words with it)."""
+    recipe = recipes.get(WordMediaRecipe.name)
+    assert isinstance(recipe, WordMediaRecipe)
+    return recipe

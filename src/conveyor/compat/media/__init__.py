@@ -1,0 +1,1 @@
+"""Seed 002: media (a picture and a pronunciation) for flashcard words, under ``/api/media``."""
