@@ -16,6 +16,7 @@ from conveyor.clients.endpoints import router as keys_router
 from conveyor.compat.boxes.endpoints import router as boxes_router
 from conveyor.compat.descriptions.endpoints import router as descriptions_router
 from conveyor.compat.media.endpoints import router as media_router
+from conveyor.compat.photos.endpoints import router as photos_router
 from conveyor.execution.endpoints import router as callbacks_router
 from conveyor.jobs.endpoints import router as jobs_router
 from conveyor.system.endpoints import router as system_router
@@ -34,6 +35,9 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(callbacks_router)
     app.include_router(boxes_router)
     app.include_router(media_router)
+    # Seed 004 at the root (/process_single, /models, /health, /history...); GET / is the
+    # web console's.
+    app.include_router(photos_router)
     mount_docs(app)
     mount_console(app)
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from conveyor import __version__
 from conveyor.api import mount_routers
+from conveyor.compat.photos.endpoints import photo_body_limits
 from conveyor.config import Settings, get_settings
 from conveyor.core.clock import Clock
 from conveyor.core.http import BodySizeLimit, install_error_handlers
@@ -63,6 +64,7 @@ def create_app(
         BodySizeLimit,
         body_limit=settings.max_json_body_bytes,
         upload_limit=settings.max_upload_bytes + 64 * 1024,
+        paths=photo_body_limits(settings),
     )
     mount_routers(app)
     return app

@@ -138,6 +138,15 @@ class Settings(BaseSettings):
     # Seed-004 API: X-Forwarded-For names the client only when the connection comes from one
     # of these proxies (addresses or networks, e.g. "10.0.0.5", "172.18.0.0/16").
     photos_trusted_proxies: list[str] = Field(default_factory=list)
+    # Seed 004's limits: requests at once per client address, seconds of work per photo
+    # (waits for a free engine or provider slot not counted), days its history is kept
+    # (whatever ``retention_days`` says for other jobs).
+    photos_concurrent_requests: int = Field(10, ge=1, le=10_000)
+    photos_time_limit: float = Field(120.0, gt=0, le=86_400)
+    photos_retention_days: int = Field(30, ge=1)
+    # One ``/process_batch`` request: at most this many photos and bytes (each photo ≤ 10 MB).
+    photos_batch_max_files: int = Field(100, ge=1, le=10_000)
+    photos_batch_max_bytes: int = Field(200 * 1024 * 1024, ge=11 * 1024 * 1024)
 
     @field_validator("photos_trusted_proxies")
     @classmethod

@@ -27,6 +27,7 @@ from conveyor.compat.boxes.service import BoxService
 from conveyor.compat.boxes.settling import BoxSettler
 from conveyor.compat.descriptions.service import DescriptionsService
 from conveyor.compat.media.service import MediaService
+from conveyor.compat.photos.service import PhotosService
 from conveyor.config import Settings
 from conveyor.core.db import Database
 from conveyor.errors import Forbidden, Unauthorized
@@ -111,6 +112,10 @@ def get_media(runtime: RuntimeDep) -> MediaService:
     return runtime.media
 
 
+def get_photos(runtime: RuntimeDep) -> PhotosService:
+    return runtime.photos
+
+
 def get_asset_links(runtime: RuntimeDep) -> AssetLinks | None:
     return runtime.asset_links
 
@@ -137,6 +142,7 @@ DescriptionsServiceDep = Annotated[DescriptionsService, Depends(get_descriptions
 
 
 MediaServiceDep = Annotated[MediaService, Depends(get_media)]
+PhotosServiceDep = Annotated[PhotosService, Depends(get_photos)]
 # Signed links to stored files; None unless CONVEYOR_PUBLIC_URL is set.
 AssetLinksDep = Annotated[AssetLinks | None, Depends(get_asset_links)]
 CallbackReceiverDep = Annotated[CallbackReceiver, Depends(get_callback_receiver)]

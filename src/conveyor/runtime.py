@@ -30,6 +30,8 @@ from conveyor.compat.boxes.service import BoxService
 from conveyor.compat.boxes.settling import BoxSettler
 from conveyor.compat.descriptions.service import DescriptionsService
 from conveyor.compat.media.service import MediaService
+from conveyor.compat.photos.service import SOURCES as PHOTO_SOURCES
+from conveyor.compat.photos.service import PhotosService
 from conveyor.config import Settings
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.db import Database
@@ -92,6 +94,7 @@ class Runtime:
     boxes: BoxService
     box_settler: BoxSettler
     media: MediaService
+    photos: PhotosService
     catalog: CatalogService
     http: aiohttp.ClientSession
     # Client-given input URLs; provider results; webhooks: each over a pool of its own.
@@ -112,6 +115,7 @@ class Runtime:
     asset_links: AssetLinks
     listener: PostgresListener | None = None
     worker: Worker | None = None
+    retention: RetentionSweeper | None = None
     simulator: RunningSimulator | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -186,10 +190,16 @@ class Runtime:
         self._spawn(self.watch.run(), "cancellation-watch")
         self._spawn(self.wakeups.follow(self.events), "step-wakeups")
         self._spawn(self.box_settler.run(), "box-settling")
-        sweeper = RetentionSweeper(
-            self.db, self.queue, self.assets, self.clock, days=self.settings.retention_days
+        self.retention = RetentionSweeper(
+            self.db,
+            self.queue,
+            self.assets,
+            self.clock,
+            days=self.settings.retention_days,
+            # Seed 004 promises its history for 30 days, whatever the global window.
+            days_by_source=dict.fromkeys(PHOTO_SOURCES, self.settings.photos_retention_days),
         )
-        self._spawn(sweeper.run(holder=self.worker.id), "retention")
+        self._spawn(self.retention.run(holder=self.worker.id), "retention")
         await self.worker.started.wait()
         return self.worker
 
@@ -388,6 +398,7 @@ async def open_runtime(
             settings,
             secret=secret_key,
         ),
+        photos=PhotosService(jobs, items, assets, catalog, clock, settings),
         catalog=catalog,
         http=http,
         fetcher=fetcher,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.assets.models import Asset, assets
@@ -56,6 +56,15 @@ async def list_assets(
         )
     stmt = stmt.order_by(assets.c.created_at.desc(), assets.c.id.desc()).limit(limit)
     return [_asset(row) for row in await conn.execute(stmt)]
+
+
+async def attach_to_item(conn: AsyncConnection, asset_id: str, job_id: str, item_id: str) -> None:
+    """Make an unattached asset part of an item: it is then purged with the item's job."""
+    await conn.execute(
+        update(assets)
+        .where(assets.c.id == asset_id, assets.c.job_id.is_(None))
+        .values(job_id=job_id, item_id=item_id)
+    )
 
 
 async def storage_keys_in_use(conn: AsyncConnection, storage_keys: list[str]) -> set[str]:

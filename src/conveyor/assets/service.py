@@ -173,6 +173,13 @@ class AssetService:
             conn, client_id, mime_prefix="image/", limit=limit, before=before
         )
 
+    async def attach_to_item(
+        self, conn: AsyncConnection, asset_id: str, job_id: str, item_id: str
+    ) -> None:
+        """An upload that belongs to one item only (a photo sent with its job): it is kept
+        and purged with the job, like the files the item makes."""
+        await repository.attach_to_item(conn, asset_id, job_id, item_id)
+
     async def delete_of_jobs(self, conn: AsyncConnection, job_ids: list[str]) -> set[str]:
         """Delete the rows of the jobs' assets; returns their storage keys. The bytes stay:
         other assets may share them (see ``storage_keys_in_use``, ``delete_bytes``)."""

@@ -81,6 +81,9 @@ def serve(
         http="httptools",
         log_level="info",
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
+        # The peer address stays the peer's: which proxies' X-Forwarded-For to believe is
+        # Conveyor's setting (CONVEYOR_PHOTOS_TRUSTED_PROXIES), not uvicorn's loopback default.
+        proxy_headers=False,
     )
 
 

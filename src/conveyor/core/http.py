@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -86,18 +88,44 @@ class _BodyTooLarge(Exception):
     pass
 
 
+DRAIN_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PathBodyLimit:
+    """A path with a body limit of its own and its own way to say no: ``refusal(status,
+    message)`` is the JSON body (a compatibility API answers in its seed's shape).
+
+    ``drain`` is how much of a refused body is read and dropped so that a client still
+    sending gets to read the answer (closing on unread data resets the connection, and the
+    answer with it): an upload path sets it above the sizes its clients mistakenly send."""
+
+    limit: int
+    refusal: Callable[[int, str], dict[str, Any]]
+    drain: int = DRAIN_BYTES
+
+
 class BodySizeLimit:
     """Refuse request bodies over a limit before they are read into memory or onto disk.
 
-    Multipart uploads get ``upload_limit``; everything else ``body_limit``. A declared
-    ``Content-Length`` over the limit is refused at once; a chunked body is counted as it
-    arrives and cut off when it passes the limit.
+    Multipart uploads get ``upload_limit``; everything else ``body_limit``; the paths in
+    ``paths`` their own (``PathBodyLimit``). A declared ``Content-Length`` over the limit is
+    refused at once; a chunked body is counted as it arrives and cut off when it passes the
+    limit.
     """
 
-    def __init__(self, app: ASGIApp, *, body_limit: int, upload_limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        body_limit: int,
+        upload_limit: int,
+        paths: Mapping[str, PathBodyLimit] | None = None,
+    ) -> None:
         self.app = app
         self.body_limit = body_limit
         self.upload_limit = upload_limit
+        self.paths = dict(paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,16 +134,21 @@ class BodySizeLimit:
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         limit = self.upload_limit if content_type.startswith("multipart/") else self.body_limit
+        refusal: Callable[[int, str], dict[str, Any]] | None = None
+        drain = DRAIN_BYTES
+        if (own := self.paths.get(scope.get("path", ""))) is not None:
+            limit, refusal, drain = own.limit, own.refusal, own.drain
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
                 too_big = int(declared) > limit
             except ValueError:
-                await _reject(send, 400, "BAD_REQUEST", "invalid Content-Length header")
+                await _reject(send, 400, "BAD_REQUEST", "invalid Content-Length header", refusal)
                 return
             if too_big:
-                await _drain(receive)
-                await _reject(send, 413, "PAYLOAD_TOO_LARGE", f"request body over {limit} bytes")
+                await _drain(receive, drain)
+                message = f"request body over {limit} bytes"
+                await _reject(send, 413, "PAYLOAD_TOO_LARGE", message, refusal)
                 return
         received = 0
         started = False
@@ -139,8 +172,8 @@ class BodySizeLimit:
                 # into a 400), the client gets the 413 it deserves instead.
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await _drain(receive)
-                    await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large)
+                    await _drain(receive, drain)
+                    await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large, refusal)
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -150,11 +183,11 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, guarded_send)
         except _BodyTooLarge:
             if not started:
-                await _drain(receive)
-                await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large)
+                await _drain(receive, drain)
+                await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large, refusal)
 
 
-async def _drain(receive: Receive, budget: int = 1 << 20) -> None:
+async def _drain(receive: Receive, budget: int = DRAIN_BYTES) -> None:
     """Read (and drop) a little more of the body, so the client, still sending, gets to read
     our answer instead of a reset connection. A huge upload is not read to its end."""
     read = 0
@@ -167,8 +200,15 @@ async def _drain(receive: Receive, budget: int = 1 << 20) -> None:
             return
 
 
-async def _reject(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps(error_body(status, code, message)).encode()
+async def _reject(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    refusal: Callable[[int, str], dict[str, Any]] | None = None,
+) -> None:
+    document = refusal(status, message) if refusal else error_body(status, code, message)
+    body = json.dumps(document, ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",

@@ -8,6 +8,7 @@ What an error means for the item is decided here, in one place (``item_outcome``
 
     the recipe returned             completed
     ItemCancelled                   cancelled
+    TimeBudgetExceeded              failed, code TIMEOUT (the recipe's ``time_limit``)
     a ConveyorError, not retryable  failed, with its message and code
     anything else                   raised to the queue, which runs the item again later
                                     (with the error's ``retry_after``) until its attempts
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.assets.links import AssetLinks
 from conveyor.assets.models import Asset
+from conveyor.core.time_budget import TimeBudget, TimeBudgetExceeded
 from conveyor.errors import ConveyorError
 from conveyor.execution.engine import EngineDeps
 from conveyor.execution.files import ItemFiles
@@ -56,6 +58,13 @@ def item_outcome(exc: BaseException) -> ItemOutcome | None:
     """How an error a recipe raised ends the item; None: the queue should run it again."""
     if isinstance(exc, ItemCancelled):
         return ItemOutcome(ITEM_CANCELLED)
+    if isinstance(exc, TimeBudgetExceeded):
+        return ItemOutcome(
+            ITEM_FAILED,
+            f"timeout: processing took longer than {exc.seconds:g} s, the time limit per item "
+            "(waits for a free engine or provider slot not counted)",
+            "TIMEOUT",
+        )
     if isinstance(exc, ConveyorError) and not exc.retryable:
         return ItemOutcome(ITEM_FAILED, exc.message, exc.code)
     return None
@@ -129,6 +138,7 @@ class ItemHandler:
             link_for=_link_maker(deps.asset_links),
             results=deps.results,
         )
+        limit = recipe.time_limit(job.options)
         run = ItemExecution(
             deps,
             job,
@@ -137,7 +147,9 @@ class ItemHandler:
             files,
             stages=recipe.stages if len(recipe.stages) > 1 else (),
             started=item.status != ITEM_PENDING,
-            can_park=deps.polls is not None,
+            # An item with a time limit waits for its provider in its own coroutine, where
+            # the limit can stop it; the others park.
+            can_park=deps.polls is not None and limit is None,
             news=ctx.note if isinstance(ctx.note, StepNews) else None,
             fence=ctx.fence,
             urgent=job.priority >= SYNC_PRIORITY_BOOST,
@@ -156,7 +168,12 @@ class ItemHandler:
         deps.watch.track(job.id, stop)
         parked = False
         try:
-            output = await recipe.run(run)
+            if limit is None:
+                output = await recipe.run(run)
+            else:
+                # Each run of the item gets the whole limit: a resumed run repeats no
+                # finished step, and the queue's backoff between runs is not work.
+                output = await TimeBudget(deps.clock, limit).run(recipe.run(run))
         except asyncio.CancelledError:
             if not stopped or me is None:
                 raise

@@ -3,7 +3,7 @@ owns the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -500,10 +500,19 @@ async def cancelled_among(conn: AsyncConnection, job_ids: list[str]) -> set[str]
     return set(rows)
 
 
-async def finished_job_ids_before(conn: AsyncConnection, cutoff: datetime, limit: int) -> list[str]:
-    rows = await conn.scalars(
-        select(jobs.c.id)
-        .where(jobs.c.finished_at.is_not(None), jobs.c.finished_at < cutoff)
-        .limit(limit)
-    )
-    return list(rows)
+async def finished_job_ids_before(
+    conn: AsyncConnection,
+    cutoff: datetime,
+    limit: int,
+    *,
+    sources: Collection[str] | None = None,
+    other_than: Collection[str] = (),
+) -> list[str]:
+    """Jobs finished before ``cutoff``: of ``sources`` only (when given), none of
+    ``other_than``."""
+    stmt = select(jobs.c.id).where(jobs.c.finished_at.is_not(None), jobs.c.finished_at < cutoff)
+    if sources is not None:
+        stmt = stmt.where(jobs.c.source.in_(list(sources)))
+    if other_than:
+        stmt = stmt.where(jobs.c.source.not_in(list(other_than)))
+    return list(await conn.scalars(stmt.limit(limit)))

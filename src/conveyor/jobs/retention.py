@@ -1,11 +1,16 @@
 """Retention: jobs finished longer ago than the window are deleted with their items, step
 runs and assets; stored bytes no other asset refers to are deleted too. One node at a time
-does it, under a lease, once an hour."""
+does it, under a lease, once an hour.
+
+The window is ``days`` for every job, except for the sources given their own in
+``days_by_source`` (an API whose promise differs: seed 004 keeps its history 30 days,
+whatever the global setting), which are kept exactly that long."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
@@ -26,6 +31,7 @@ class RetentionSweeper:
         clock: Clock,
         *,
         days: int,
+        days_by_source: Mapping[str, int] | None = None,
         interval: float = 3600.0,
         batch: int = 200,
         grace: float = 60.0,
@@ -35,6 +41,7 @@ class RetentionSweeper:
         self.assets = assets
         self.clock = clock
         self.days = days
+        self.days_by_source = dict(days_by_source or {})
         self.interval = interval
         self.batch = batch
         # Bytes freed by a purge are deleted only if still unused this long after: a new
@@ -55,17 +62,25 @@ class RetentionSweeper:
     async def purge(self) -> int:
         """Delete expired jobs in batches, then the bytes nothing uses any more; returns how
         many jobs."""
-        cutoff = self.clock.now() - timedelta(days=self.days)
+        now = self.clock.now()
+        own = list(self.days_by_source)
+        rules: list[tuple[datetime, list[str] | None, list[str]]] = [
+            (now - timedelta(days=self.days), None, own)
+        ]
+        rules += [(now - timedelta(days=d), [s], []) for s, d in self.days_by_source.items()]
         total = 0
         freed: set[str] = set()
-        while True:
-            async with self.db.write() as conn:
-                job_ids = await repo.finished_job_ids_before(conn, cutoff, self.batch)
-                if not job_ids:
-                    break
-                freed |= await self.assets.delete_of_jobs(conn, job_ids)
-                await repo.delete_jobs(conn, job_ids)
-            total += len(job_ids)
+        for cutoff, sources, other_than in rules:
+            while True:
+                async with self.db.write() as conn:
+                    job_ids = await repo.finished_job_ids_before(
+                        conn, cutoff, self.batch, sources=sources, other_than=other_than
+                    )
+                    if not job_ids:
+                        break
+                    freed |= await self.assets.delete_of_jobs(conn, job_ids)
+                    await repo.delete_jobs(conn, job_ids)
+                total += len(job_ids)
         if freed:
             await self.clock.sleep(self.grace)
             async with self.db.read() as conn:

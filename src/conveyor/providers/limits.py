@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, Self
 from prometheus_client import Counter, Gauge, Histogram
 
 from conveyor.core.clock import Clock, SystemClock
+from conveyor.core.time_budget import waiting_turn
 from conveyor.providers.errors import RetryableProviderError
 
 if TYPE_CHECKING:
@@ -284,8 +285,12 @@ class ProviderLimits:
         slot = RequestSlot()
         started = self.clock.monotonic()
         try:
-            async with self._semaphore:
-                await self.bucket.acquire()
+            # Waiting for the right to send is not work: an item's time budget skips it.
+            with waiting_turn():
+                await self._semaphore.acquire()
+            try:
+                with waiting_turn():
+                    await self.bucket.acquire()
                 self._in_flight += 1
                 IN_FLIGHT.labels(self.provider).inc()
                 try:
@@ -293,6 +298,8 @@ class ProviderLimits:
                 finally:
                     self._in_flight -= 1
                     IN_FLIGHT.labels(self.provider).dec()
+            finally:
+                self._semaphore.release()
         finally:
             # No outcome means the caller raised before classifying: count it as ours, not
             # the provider's, so a bug here never opens the circuit.

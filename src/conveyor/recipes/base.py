@@ -140,6 +140,12 @@ class Recipe(ABC):
         """Every model the recipe may call with these options (for checks and the catalogue)."""
         return []
 
+    def time_limit(self, options: dict[str, Any]) -> float | None:
+        """Seconds of work one item may take with the job's (stored) options; the engine
+        fails an item past it with ``TIMEOUT``. Waits for a turn are not counted
+        (``conveyor.core.time_budget``). None: no limit but the queue's own."""
+        return None
+
     @abstractmethod
     async def run(self, run: ItemRun) -> dict[str, Any]:
         """Do the work for one item; return its result as JSON."""

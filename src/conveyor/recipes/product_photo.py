@@ -22,9 +22,11 @@ seed 004's three stages, each said out loud with ``run.set_stage`` as it starts:
    shadow so light products stay visible on white; it is passed only when the installed
    ``local/finish`` declares that input, and the result says whether it was applied.
 
-The job records the chains it was created with, so a later change of the settings does not
-change what a queued photo calls. The original, the cut-out and the final are all kept as
-assets of the item; the result names each with its MIME type.
+With ``time_limit`` the engine stops a photo that has worked longer than that many seconds
+(waits for a free engine or provider slot not counted) and fails it with ``TIMEOUT``; seed
+004's API sets 120. The job records the chains it was created with, so a later change of
+the settings does not change what a queued photo calls. The original, the cut-out and the
+final are all kept as assets of the item; the result names each with its MIME type.
 """
 
 from __future__ import annotations
@@ -104,6 +106,13 @@ class ProductPhotoOptions(StrictModel):
     enhance: bool = Field(False, description="Levels and sharpening on the cut-out")
     shadow: bool = Field(True, description="Soft shadow under the product on white")
     analysis: bool = Field(True, description="Analyse the product first")
+    time_limit: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        description="Seconds of work per photo (waits for a free engine or provider slot "
+        "not counted); past it the photo fails with TIMEOUT. Seed 004's API sets 120",
+    )
     analysis_models: list[str] | None = Field(
         None, min_length=1, max_length=10, description="Analysis chain (default: settings)"
     )
@@ -218,6 +227,9 @@ class ProductPhotoRecipe(Recipe):
                 "background_models": chain,
             }
         )
+
+    def time_limit(self, options: dict[str, Any]) -> float | None:
+        return ProductPhotoOptions.model_validate(options).time_limit
 
     def item_key(self, item: BaseModel) -> str | None:
         assert isinstance(item, PhotoItem)

@@ -1,5 +1,6 @@
 """Schemathesis over the whole OpenAPI document: whatever a client sends, the answer is
-never a 5xx, and every error has the standard JSON body."""
+never a 5xx, and every error has the standard JSON body (seed 004's routes: its own body,
+the seed's number as ``code``)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def _operations(base_url: str) -> list[schemathesis.APIOperation]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
+SEED_004_TAG = "product photos (seed 004)"
+
+
 def test_no_input_gets_a_server_error(live_server: ServerThread) -> None:
     operations = _operations(live_server.base_url)
     assert len(operations) >= 10
@@ -59,7 +63,11 @@ def test_no_input_gets_a_server_error(live_server: ServerThread) -> None:
             if response.status_code >= 400:
                 body = response.json()
                 assert {"error", "message", "code"} <= set(body), (label, body)
-                assert body["code"] == response.status_code, (label, body)
+                # Seed 004's routes answer with the seed's numbers; a path no route matches
+                # (a model id with a newline) gets the application's own 404.
+                seed_004 = SEED_004_TAG in (case.operation.tags or [])
+                seed_code = seed_004 and 4000 <= body["code"] < 5000
+                assert seed_code or body["code"] == response.status_code, (label, body)
 
         check()
     # Generated cases reached the server, and some were valid enough to succeed.

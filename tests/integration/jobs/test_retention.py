@@ -19,7 +19,9 @@ from conveyor.queue import QueueRepository
 from conveyor.storage import LocalStorage
 
 
-async def _job(db: Database, clock: ManualClock, job_id: str, *, finished: bool) -> None:
+async def _job(
+    db: Database, clock: ManualClock, job_id: str, *, finished: bool, source: str = "v1"
+) -> None:
     now = clock.now()
     async with db.write() as conn:
         await conn.execute(
@@ -30,6 +32,7 @@ async def _job(db: Database, clock: ManualClock, job_id: str, *, finished: bool)
                 status="completed" if finished else "processing",
                 options={},
                 total=1,
+                source=source,
                 created_at=now,
                 updated_at=now,
                 finished_at=now if finished else None,
@@ -84,3 +87,35 @@ async def test_expired_jobs_take_their_files_unless_something_newer_uses_them(
     assert not await storage.exists(only_old.storage_key)
     assert await storage.exists(shared_old.storage_key)  # the new job's asset uses these bytes
     assert await sweeper.purge() == 0
+
+
+async def test_a_source_with_its_own_window_is_kept_exactly_that_long(
+    db: Database, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    assets = AssetService(
+        LocalStorage(tmp_path / "assets", fsync=False), clock, max_upload_bytes=1024
+    )
+    await ClientService(db, clock).ensure_local_client()
+    await _job(db, clock, "native", finished=True)
+    await _job(db, clock, "photo", finished=True, source="photos")
+    await _job(db, clock, "quick", finished=True, source="quick")
+    clock.advance(timedelta(days=31).total_seconds())
+    sweeper = RetentionSweeper(
+        db,
+        QueueRepository(db.dialect, clock),
+        assets,
+        clock,
+        days=365,
+        days_by_source={"photos": 30, "quick": 60},
+        grace=0,
+    )
+    # The global year keeps the native job; the photos go after their 30 days, whatever
+    # the global window; "quick" has 60 days (longer than 30, shorter than the year).
+    assert await sweeper.purge() == 1
+    async with db.read() as conn:
+        assert set(await conn.scalars(select(jobs.c.id))) == {"native", "quick"}
+    clock.advance(timedelta(days=30).total_seconds())
+    assert await sweeper.purge() == 1
+    async with db.read() as conn:
+        assert set(await conn.scalars(select(jobs.c.id))) == {"native"}

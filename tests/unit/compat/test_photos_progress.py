@@ -209,6 +209,8 @@ def test_history_entries_for_a_single_photo_and_a_batch_item() -> None:
         "status": "completed",
         "file_size": 2048576,
         "analysis": {"category": "kitchen and tableware", "description": "A red mug."},
+        "background_model": "local/u2netp",
+        "fallbacks": [{"model": "fal/flux-kontext-lora-v2", "error": "no API key"}],
     }
     running = Item(id="i7", status="running", stage="background")
     entry = history_entry(job, running, batch=True, file_size=1234).model_dump(mode="json")

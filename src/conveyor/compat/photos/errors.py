@@ -8,16 +8,22 @@ number, so every answer of the seed's endpoints has one shape.
 
 The seed's numbers and the ones it leaves out, chosen here (``docs/decisions.md``)::
 
-    4000  INVALID_PARAMETER    400  a form field that does not fit (ours)
+    4000  INVALID_PARAMETER    400  a form field that does not fit, a malformed form (ours)
+    4000  FILE_MISSING         400  no ``file`` (``files``) in the form (ours)
     4001  INVALID_FILE_FORMAT  400  not PNG, JPEG or WEBP by content (seed)
     4002  FILE_CORRUPTED       400  a PNG/JPEG/WEBP that does not decode (seed)
     4003  FILE_TOO_LARGE       413  over 10 MB, or too many pixels: a bomb (seed)
     4004  NOT_FOUND            404  unknown processing_id, batch_id, image or model (ours)
+    4010  UNAUTHORIZED         401  an API key is needed, or the one sent is wrong (ours)
+    4030  FORBIDDEN            403  (ours)
     4029  TOO_MANY_REQUESTS    429  more concurrent requests from one address (ours)
     5001  OPENAI_API_ERROR     502  the analysis model failed (seed)
     5002  FAL_API_ERROR        502  the background model failed (seed)
     5003  DATABASE_ERROR       503  the database did not answer (seed)
     5000  INTERNAL_ERROR       500  anything else (ours)
+
+The seed documents 400 for every bad request, so Conveyor's 422 (a field that does not
+validate) is answered as 400 on these endpoints (``seed_status``).
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ class InvalidParameter(PhotoApiError):
     status_code = 400
     code = "INVALID_PARAMETER"
     seed_code = 4000
+
+
+class MissingFile(InvalidParameter):
+    code = "FILE_MISSING"
 
 
 class InvalidFileFormat(PhotoApiError):
@@ -90,7 +100,16 @@ class DatabaseUnavailable(PhotoApiError):
 
 
 # Conveyor's own errors (a bad JSON field, an unknown job...) by HTTP status.
-_SEED_CODES_BY_STATUS = {400: 4000, 404: 4004, 413: 4003, 415: 4001, 422: 4000, 429: 4029}
+_SEED_CODES_BY_STATUS = {
+    400: 4000,
+    401: 4010,
+    403: 4030,
+    404: 4004,
+    413: 4003,
+    415: 4001,
+    422: 4000,
+    429: 4029,
+}
 
 
 def seed_code_of(error: ConveyorError) -> int:
@@ -100,6 +119,11 @@ def seed_code_of(error: ConveyorError) -> int:
     if error.status_code in _SEED_CODES_BY_STATUS:
         return _SEED_CODES_BY_STATUS[error.status_code]
     return 4000 if error.status_code < 500 else 5000
+
+
+def seed_status(error: ConveyorError) -> int:
+    """The HTTP status the seed's endpoints answer ``error`` with (422 becomes 400)."""
+    return 400 if error.status_code == 422 else error.status_code
 
 
 def seed_error_body(error: ConveyorError) -> dict[str, Any]:

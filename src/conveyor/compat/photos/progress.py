@@ -120,6 +120,16 @@ def item_error(item: ItemView) -> str | None:
     return None
 
 
+def failure_code(item: ItemView) -> int | None:
+    """The seed's number for why a failed item failed: 5001 in the analysis, 5002 making
+    the cut-out or the final (the seed's "fal.ai" fault), 5000 before either began."""
+    if item.status != "failed":
+        return None
+    if item.stage == "analyzing":
+        return 5001
+    return 5002 if item.stage in ("background", "final") else 5000
+
+
 def single_progress(processing_id: str, item: ItemView) -> SingleProgressOut:
     """``GET /single_progress/{processing_id}`` for the item of a one-photo job."""
     step = current_step(item)
@@ -136,6 +146,7 @@ def single_progress(processing_id: str, item: ItemView) -> SingleProgressOut:
         final_processing=step == "final",
         final_completed=done,
         error=item_error(item),
+        error_code=failure_code(item),
         original_image_url=f"{base}/original",
         background_image_url=f"{base}/background",
         final_image_url=f"{base}/final",
@@ -245,6 +256,8 @@ def history_entry(
             category=_text(analysis.get("category")),
             description=_text(analysis.get("description")),
         ),
+        background_model=_text(output.get("background_model")),
+        fallbacks=fallbacks_of(output),
     )
 
 

@@ -48,6 +48,9 @@ class SingleProgressOut(BaseModel):
     background_image_url: str
     final_image_url: str
     # Conveyor's additions.
+    error_code: int | None = Field(
+        None, description="The seed's number for the fault: 5001 analysis, 5002 generation"
+    )
     analysis: dict[str, object] | None = None
     background_model: str | None = None
     fallbacks: list[Fallback] = Field(default_factory=list)
@@ -85,6 +88,9 @@ class HistoryEntryOut(BaseModel):
     status: SeedStatus
     file_size: int | None
     analysis: HistoryAnalysis
+    # Conveyor's additions: which model made the cut-out, and why the ones before it did not.
+    background_model: str | None = None
+    fallbacks: list[Fallback] = Field(default_factory=list)
 
 
 class HistoryOut(BaseModel):
@@ -136,3 +142,7 @@ class HealthOut(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     timestamp: datetime
     services: HealthServices
+    # Conveyor's additions: why a service is down, and whether the offline models can
+    # still make cut-outs without any provider.
+    reasons: dict[str, str] = Field(default_factory=dict)
+    local_fallback: bool = False

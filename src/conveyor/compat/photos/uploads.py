@@ -13,7 +13,8 @@ refuses, in this order and with the seed's error body:
   ``FILE_CORRUPTED``.
 
 Decoding is CPU work: call ``check_upload`` from a thread, never on the event loop. It
-writes nothing, so a refused upload leaves nothing behind.
+writes nothing, so a refused upload leaves nothing behind. ``read_at_most`` reads a form's
+file and stops with 4003 as soon as it passes the limit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Protocol
 
 from conveyor.compat.photos.errors import FileCorrupted, FileTooLarge, InvalidFileFormat
 from conveyor.content.images import (
@@ -40,6 +42,7 @@ NOT_SUPPORTED = "Поддерживаются только PNG, JPEG, WEBP"
 TOO_LARGE = "Файл слишком большой"
 CORRUPTED = "Файл поврежден"
 _UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
+_READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,31 @@ def check_size(size: int) -> None:
         raise FileTooLarge(
             f"{TOO_LARGE}: {size:,} bytes; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB"
         )
+
+
+class UploadedFile(Protocol):
+    """A file of a multipart form (Starlette's ``UploadFile``)."""
+
+    @property
+    def filename(self) -> str | None: ...
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+    async def seek(self, offset: int) -> None: ...
+
+
+async def read_at_most(upload: UploadedFile, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The whole file, refused (4003) as soon as it is over ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await upload.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise FileTooLarge(
+                f"{TOO_LARGE}: more than {limit // (1024 * 1024)} MB (the limit per photo)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def check_upload(data: bytes, *, max_pixels: int = MAX_PIXELS) -> CheckedUpload:

@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from conveyor.core.time_budget import waiting_turn
 from conveyor.providers.local.engine import EngineProcessDied
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,11 @@ class EnginePool:
         return self._semaphores[limiter]
 
     async def run(self, limiter: str, fn: Callable[..., T], /, *args: Any) -> T:
-        async with self._semaphore(limiter):
+        semaphore = self._semaphore(limiter)
+        # Waiting for a free process is not work: an item's time budget does not count it.
+        with waiting_turn():
+            await semaphore.acquire()
+        try:
             loop = asyncio.get_running_loop()
             executor = self._executor()
             try:
@@ -63,6 +68,8 @@ class EnginePool:
                     "a local engine process died while this call was queued or running",
                     provider="local",
                 ) from exc
+        finally:
+            semaphore.release()
 
     def shutdown(self) -> None:
         if self._pool is not None:
