@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -18,6 +18,7 @@ from conveyor.deps import (
     SettingsDep,
     WriteConn,
 )
+from conveyor.jobs.models import JobRow
 from conveyor.jobs.schemas import (
     ItemOut,
     ItemPage,
@@ -156,6 +157,15 @@ async def download(
     )
 
 
+async def _followed_job(
+    client: CurrentClient, db: DatabaseDep, jobs: JobServiceDep, job_id: JobId
+) -> JobRow:
+    """The job to follow, read before the stream starts: an unknown job is a plain 404."""
+    # Not ReadConn: that snapshot would stay open as long as the stream, minutes.
+    async with db.read() as conn:
+        return await jobs.get(conn, client, job_id)
+
+
 @router.get(
     "/{job_id}/events",
     summary="Follow a job (Server-Sent Events; resumes from Last-Event-ID)",
@@ -163,16 +173,10 @@ async def download(
     responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
 )
 async def job_events(
-    client: CurrentClient,
-    db: DatabaseDep,
-    jobs: JobServiceDep,
+    job: Annotated[JobRow, Depends(_followed_job)],
     streams: JobStreamsDep,
-    job_id: JobId,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    # Not ReadConn: a stream lasts minutes, a read snapshot must not.
-    async with db.read() as conn:
-        job = await jobs.get(conn, client, job_id)
     async for event in streams.follow(job, resume_from=parse_event_id(last_event_id)):
         yield ServerSentEvent(event=event.event, data=event.data, id=event.id)
 

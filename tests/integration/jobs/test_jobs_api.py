@@ -342,3 +342,11 @@ async def test_download_zip_holds_results_and_files(serve: Serve) -> None:
         assert archive.read(names[1]) == b"test/echo:z"
         as_json = await client.get(f"/v1/jobs/{job['id']}/download")
         assert "attachment" in as_json.headers["content-disposition"]
+
+
+async def test_events_of_an_unknown_job_answer_404_before_streaming(serve: Serve) -> None:
+    async with serve(ScriptedModel()) as client:
+        answer = await client.get("/v1/jobs/job_doesnotexist0000000000/events")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"] == "JOB_NOT_FOUND"
