@@ -11,8 +11,9 @@ from engine_samples import BAD_PRODUCT_IMAGES, PRODUCT_BLUE, PRODUCT_RED, encode
 from PIL import Image
 
 from conveyor.providers.local import EngineInputError, EngineOptions
-from conveyor.providers.local.analyze import CATEGORIES, analyze_product, dominant_colors
-from conveyor.providers.local.classifier import classify_image, load_classifier, weights_path
+from conveyor.providers.local.analyze import analyze_product, dominant_colors
+from conveyor.providers.local.catalogue_facts import CATEGORIES, classifier_weights_path
+from conveyor.providers.local.classifier import classify_image, load_classifier
 from conveyor.providers.local.torch_weights import WeightsFormatError, read_legacy_state_dict
 
 SEED_FIELDS = {
@@ -92,7 +93,7 @@ def test_classifier_returns_ranked_imagenet_labels() -> None:
 
 
 def test_torch_free_reader_loads_the_packaged_weights() -> None:
-    tensors = read_legacy_state_dict(weights_path())
+    tensors = read_legacy_state_dict(classifier_weights_path())
     assert tensors["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert tensors["_fc.weight"].shape == (1000, 1280)
     assert sum(int(t.size) for t in tensors.values()) == 4_694_073

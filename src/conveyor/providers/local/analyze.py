@@ -27,6 +27,7 @@ from PIL import Image
 
 from conveyor.providers.base import Availability
 from conveyor.providers.local import classifier, u2netp
+from conveyor.providers.local.catalogue_facts import CATEGORIES, classifier_probe
 from conveyor.providers.local.engine import (
     EngineInputError,
     EngineOptions,
@@ -42,92 +43,6 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "green": (45, 150, 60), "teal": (0, 128, 128), "blue": (35, 85, 205),
     "light blue": (135, 190, 235), "navy": (25, 35, 95), "purple": (125, 55, 165),
     "pink": (240, 135, 185), "brown": (120, 72, 35), "beige": (225, 205, 165),
-}  # fmt: skip
-# ImageNet labels (exact names) grouped into marketplace categories.
-CATEGORIES: dict[str, tuple[str, ...]] = {
-    "electronics": (
-        "cellular telephone", "dial telephone", "laptop", "notebook", "desktop computer",
-        "monitor", "screen", "television", "remote control", "iPod", "hand-held computer",
-        "computer keyboard", "mouse", "modem", "printer", "projector", "loudspeaker",
-        "microphone", "radio", "tape player", "cassette player", "CD player", "joystick",
-        "hard disc", "reflex camera", "Polaroid camera", "lens cap", "home theater",
-        "photocopier", "oscilloscope", "switch",
-    ),
-    "home appliances": (
-        "microwave", "toaster", "waffle iron", "espresso maker", "Crock Pot", "dishwasher",
-        "washer", "refrigerator", "vacuum", "electric fan", "space heater", "iron",
-        "hand blower", "stove", "rotisserie", "sewing machine",
-    ),
-    "kitchen and tableware": (
-        "coffee mug", "cup", "beer glass", "goblet", "water jug", "pitcher", "teapot",
-        "coffeepot", "frying pan", "wok", "Dutch oven", "caldron", "mixing bowl", "soup bowl",
-        "plate", "spatula", "wooden spoon", "ladle", "can opener", "corkscrew",
-        "cocktail shaker", "measuring cup", "saltshaker", "strainer", "tray", "cleaver",
-        "water bottle", "plate rack", "pot",
-    ),
-    "clothing": (
-        "jersey", "sweatshirt", "cardigan", "suit", "trench coat", "fur coat", "lab coat",
-        "kimono", "abaya", "poncho", "pajama", "miniskirt", "overskirt", "hoopskirt", "gown",
-        "jean", "swimming trunks", "bikini", "maillot", "brassiere", "apron", "bow tie",
-        "Windsor tie", "stole", "cloak", "sarong", "bonnet", "cowboy hat", "sombrero",
-        "mitten", "sock", "military uniform", "academic gown", "vestment",
-    ),
-    "footwear": ("running shoe", "Loafer", "clog", "cowboy boot", "sandal"),
-    "bags and accessories": (
-        "backpack", "purse", "mailbag", "wallet", "sunglasses", "sunglass", "umbrella",
-        "buckle", "hair slide",
-    ),
-    "jewellery and watches": ("necklace", "digital watch", "stopwatch"),
-    "beauty and personal care": (
-        "lotion", "lipstick", "perfume", "hair spray", "face powder", "sunscreen",
-        "soap dispenser", "shower cap", "bathing cap", "wig",
-    ),
-    "health": ("pill bottle", "syringe", "Band Aid", "stethoscope", "medicine chest", "crutch"),
-    "baby": ("crib", "cradle", "bassinet", "diaper", "bib", "nipple"),
-    "toys and games": ("teddy", "jigsaw puzzle", "balloon", "piggy bank", "pinwheel"),
-    "sports and outdoors": (
-        "dumbbell", "barbell", "racket", "ski", "mountain bike", "mountain tent",
-        "sleeping bag", "paddle", "punching bag", "soccer ball", "basketball", "baseball",
-        "tennis ball", "golf ball", "volleyball", "rugby ball", "ping-pong ball",
-        "croquet ball", "crash helmet", "football helmet", "knee pad", "snorkel", "ski mask",
-        "tricycle", "unicycle",
-    ),
-    "furniture": (
-        "studio couch", "folding chair", "rocking chair", "barber chair", "throne",
-        "dining table", "desk", "wardrobe", "chiffonier", "china cabinet", "bookcase",
-        "four-poster", "park bench", "entertainment center", "chest", "file",
-    ),
-    "home and decor": (
-        "lampshade", "table lamp", "candle", "vase", "pillow", "quilt", "window shade",
-        "shower curtain", "doormat", "bath towel", "wall clock", "analog clock",
-        "digital clock", "hourglass", "mosquito net", "prayer rug", "paper towel",
-        "toilet tissue", "broom", "bucket", "hamper", "shopping basket", "birdhouse",
-    ),
-    "tools and hardware": (
-        "hammer", "screwdriver", "power drill", "chain saw", "hatchet", "plane", "shovel",
-        "lawn mower", "padlock", "combination lock", "nail", "screw", "chain", "rule",
-        "carpenter's kit", "torch", "paintbrush", "plunger", "safety pin", "lighter", "scale",
-    ),
-    "stationery and office": (
-        "ballpoint", "fountain pen", "pencil box", "pencil sharpener", "rubber eraser",
-        "binder", "envelope", "quill", "slide rule", "book jacket", "comic book",
-    ),
-    "food and drink": (
-        "espresso", "pizza", "cheeseburger", "hotdog", "ice cream", "ice lolly", "bagel",
-        "pretzel", "French loaf", "guacamole", "trifle", "chocolate sauce", "red wine",
-        "eggnog", "banana", "orange", "lemon", "Granny Smith", "strawberry", "pineapple",
-        "pomegranate", "fig", "head cabbage", "broccoli", "cauliflower", "zucchini",
-        "cucumber", "bell pepper", "mushroom", "corn", "butternut squash", "acorn squash",
-        "artichoke", "wine bottle", "beer bottle", "pop bottle", "whiskey jug", "packet",
-        "carton", "milk can",
-    ),
-    "musical instruments": (
-        "acoustic guitar", "electric guitar", "violin", "cello", "banjo", "harp",
-        "grand piano", "upright", "accordion", "harmonica", "drum", "maraca", "flute", "sax",
-        "trombone", "French horn", "oboe", "bassoon", "cornet", "ocarina",
-        "panpipe", "chime", "gong", "steel drum", "marimba",
-    ),
-    "automotive": ("car wheel", "car mirror", "seat belt", "oil filter", "disk brake", "grille"),
 }  # fmt: skip
 CATEGORY_OF = {label: category for category, labels in CATEGORIES.items() for label in labels}
 MIN_COLOR_SHARE = 0.08
@@ -331,7 +246,7 @@ def _prompt(subcategory: str | None, colors: list[str]) -> str:
 
 def probe() -> Availability:
     # The classifier is the one signal the analysis cannot do without.
-    return classifier.probe()
+    return classifier_probe()
 
 
 def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:

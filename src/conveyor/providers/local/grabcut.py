@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from conveyor.providers.base import Availability
 from conveyor.providers.local import backdrop
+from conveyor.providers.local.catalogue_facts import grabcut_probe
 from conveyor.providers.local.engine import (
     EngineInputError,
     EngineOptions,
@@ -40,12 +40,7 @@ BORDER_FRACTION = 0.02
 BACKGROUND_DISTANCE = 40.0
 
 
-def probe() -> Availability:
-    try:
-        _cv2()
-    except EngineUnavailable as exc:
-        return Availability(False, exc.message, exc.enable_with)
-    return Availability(True)
+probe = grabcut_probe
 
 
 def _cv2() -> Any:

@@ -9,6 +9,7 @@ the limiter it runs under, and the probe that says whether it can run here.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,25 @@ from conveyor.providers.local.engine import EngineOptions, EngineResult
 
 FieldType = Literal["string", "choice", "integer", "number", "boolean", "file", "languages"]
 Engine = Callable[[dict[str, Any], EngineOptions], EngineResult]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEntry:
+    """An engine's ``run`` named by its module, imported on the first call.
+
+    The pool pickles it by value (module name and function name), so the module and what
+    it needs (numpy, Pillow, OpenCV, onnxruntime) load in the pool's process, never in the
+    API's or the worker's main process, whose memory stays small.
+    """
+
+    module: str
+    function: str = "run"
+
+    def __call__(self, inputs: dict[str, Any], options: EngineOptions) -> EngineResult:
+        entry: Engine = getattr(importlib.import_module(self.module), self.function)
+        return entry(inputs, options)
+
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 

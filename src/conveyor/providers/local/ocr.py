@@ -19,20 +19,21 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from conveyor.providers.base import Availability
+from conveyor.providers.local.catalogue_facts import (
+    OCR_ENGINES,
+    ocr_probe,
+    tesseract_languages,
+)
 from conveyor.providers.local.engine import (
-    SYSTEM_DEPS_HINT,
-    EngineFailure,
     EngineInputError,
     EngineOptions,
     EngineResult,
     EngineUnavailable,
-    find_program,
     run_program,
 )
 from conveyor.providers.local.image_decoding import decode_image
 
-ENGINES = ("rapidocr", "tesseract")
+ENGINES = OCR_ENGINES
 # ISO 639-1 → tesseract's ISO 639-3 names, for the languages people ask for most.
 _TESSERACT_CODES = {
     "en": "eng", "ru": "rus", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por",
@@ -108,15 +109,6 @@ def read_photo_text(
         lines.append(TextLine(str(text).strip(), round(float(score), 4), corners))
     lines.sort(key=lambda line: (line.box[0][1], line.box[0][0]))
     return lines
-
-
-@functools.cache
-def tesseract_languages(timeout: float = 10.0) -> frozenset[str]:
-    listing = run_program(
-        ["tesseract", "--list-langs"], timeout=timeout, what="tesseract --list-langs"
-    )
-    names = listing.decode("utf-8", "replace").splitlines()[1:]
-    return frozenset(n.strip() for n in names if n.strip() and n.strip() != "osd")
 
 
 def tesseract_codes(languages: list[str]) -> list[str]:
@@ -226,27 +218,7 @@ def read_text(
     return OcrResult("\n".join(line.text for line in lines), lines, engine, codes)
 
 
-def probe() -> Availability:
-    import importlib.util
-
-    if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-        return Availability(
-            False,
-            "rapidocr-onnxruntime is not installed",
-            "pip install rapidocr-onnxruntime==1.4.4",
-        )
-    return Availability(True)
-
-
-def tesseract_available() -> Availability:
-    try:
-        find_program("tesseract")
-        tesseract_languages()
-    except EngineUnavailable as exc:
-        return Availability(False, exc.message, exc.enable_with)
-    except EngineFailure as exc:
-        return Availability(False, str(exc), SYSTEM_DEPS_HINT)
-    return Availability(True)
+probe = ocr_probe
 
 
 def run(inputs: dict[str, Any], options: EngineOptions) -> EngineResult:

