@@ -57,5 +57,6 @@ def test_client_names_cannot_break_the_header_or_name_a_path() -> None:
     assert safe_download_name("a\r\nSet-Cookie: x=1.png") == "aSet-Cookie: x=1.png"
     assert safe_download_name("..") is None
     disposition = served_as("text/html", 'x";\r\n.png').headers["Content-Disposition"]
-    assert "\r" not in disposition and "\n" not in disposition
+    assert "\r" not in disposition
+    assert "\n" not in disposition
     assert disposition == "attachment; filename=\"x__.png\"; filename*=UTF-8''x%22%3B.png"
