@@ -4,10 +4,15 @@ Stored files come from clients and from providers; their bytes, not their names,
 they are (``sniff.py``), and a browser given HTML or SVG from our origin runs its scripts as
 us. So a file is shown **inline** only when its type is a media type browsers render without
 running anything (raster images, audio, video); everything else is an **attachment**, sent
-as ``application/octet-stream`` unless it is a passive format a client reads as data (JSON,
-plain text, a ZIP, a PDF). Every answer carries ``X-Content-Type-Options: nosniff`` (the
-browser may not guess HTML out of a "picture") and a ``Content-Security-Policy`` that
-sandboxes the response and allows no script, so even a type we got wrong runs nothing.
+as ``application/octet-stream`` unless it is other media (HEIC, QuickTime…) or a passive
+format a client reads as data (JSON, plain text, a ZIP, a PDF). Every answer carries
+``X-Content-Type-Options: nosniff`` (the browser may not guess HTML out of a "picture") and
+a ``Content-Security-Policy`` that sandboxes the response and allows no script, so even a
+type we got wrong runs nothing.
+
+An object store serving the bytes itself (a public bucket, a presigned link) can't add
+headers per request, so objects are stored with ``served_as(mime).media_type``
+(``assets/service.py``): HTML or SVG in a bucket is an ``application/octet-stream`` download.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ _ATTACHMENT_KEEPS_TYPE = frozenset(
         "text/plain",
     }
 )
+
+# Under a media prefix, yet documents that can carry script.
+_DOCUMENT_MEDIA = frozenset({"image/svg+xml"})
 
 # No script, no plugin, no form, no frame; images and media from the response itself only
 # (a browser showing an image or playing a video directly needs them), inline styles for the
@@ -124,8 +132,11 @@ def served_as(
     makes even an inline-safe type a download."""
     base = _base(mime)
     inline = base in INLINE_MIMES and not attachment
-    # A media type keeps its type even as a download; of the rest only passive data formats.
-    keeps_type = base in INLINE_MIMES or base in _ATTACHMENT_KEEPS_TYPE
+    # Media keeps its type even as a download (a HEIC, a QuickTime file: nothing runs in
+    # them, and a provider fetching an input may look at the type); of the rest only passive
+    # data formats. SVG is the one image type that is a document.
+    is_media = base.startswith(("image/", "audio/", "video/")) and base not in _DOCUMENT_MEDIA
+    keeps_type = is_media or base in _ATTACHMENT_KEEPS_TYPE
     media_type = base if keeps_type else OCTET_STREAM
     name = safe_download_name(filename)
     if name is None and fallback_name and not inline:

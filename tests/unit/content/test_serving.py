@@ -60,3 +60,12 @@ def test_client_names_cannot_break_the_header_or_name_a_path() -> None:
     assert "\r" not in disposition
     assert "\n" not in disposition
     assert disposition == "attachment; filename=\"x__.png\"; filename*=UTF-8''x%22%3B.png"
+
+
+def test_other_media_downloads_with_its_type_but_svg_never_does() -> None:
+    heic = served_as("image/heic", "a.heic")
+    assert (heic.inline, heic.media_type) == (False, "image/heic")
+    quicktime = served_as("video/quicktime")
+    assert (quicktime.inline, quicktime.media_type) == (False, "video/quicktime")
+    svg = served_as("IMAGE/SVG+XML; charset=utf-8")
+    assert (svg.inline, svg.media_type) == (False, "application/octet-stream")
