@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from conveyor.core.db import Database
 from conveyor.execution.models import webhook_attempts
-from conveyor.execution.webhooks import SIGNATURE_HEADER, verify_webhook
+from conveyor.execution.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, verify_webhook
 from conveyor.jobs.tasks import DELIVER_WEBHOOK as WEBHOOK_HANDLER
 from conveyor.queue.models import queue_tasks
 from tests.integration.conftest import Serve
@@ -48,10 +48,12 @@ async def _when_delivery_is_over(db: Database, job_id: str) -> list[tuple[int, i
 
 async def test_finished_job_is_posted_signed_and_retried(serve: Serve) -> None:
     received: list[tuple[bytes, str]] = []
+    deliveries: list[str] = []
     answers = [500, 200]
 
     async def receive(request: web.Request) -> web.Response:
         received.append((await request.read(), request.headers[SIGNATURE_HEADER]))
+        deliveries.append(request.headers[DELIVERY_HEADER])
         return web.Response(status=answers.pop(0) if answers else 200)
 
     app = web.Application()
@@ -90,6 +92,9 @@ async def test_finished_job_is_posted_signed_and_retried(serve: Serve) -> None:
     assert payload["job"]["status"] == "completed"
     assert len(received) == 2  # the 500 was retried once, then accepted
     assert attempts == [(1, 500), (2, 200)]
+    # The retry is the same announcement: the receiver can tell it took it already.
+    assert len(set(deliveries)) == 1
+    assert deliveries[0]
 
 
 async def _receiver(received: list[bytes]) -> tuple[web.AppRunner, int]:
