@@ -140,3 +140,45 @@ async def test_a_running_app_keeps_its_files_in_s3(
         fetched = await anyone.get(link)
         assert fetched.status_code == 200
         assert fetched.content == photo
+
+
+async def test_markup_in_the_bucket_downloads_from_its_own_links(
+    serve: Serve, s3_endpoint: str
+) -> None:
+    """A presigned (or public-bucket) link is answered by the object store, not by us: the
+    type stored with the object is what the browser gets, so HTML named ``.png`` and an SVG
+    with ``onload`` are stored as ``application/octet-stream``; a picture keeps its type."""
+    bucket = f"conveyor-{uuid.uuid4().hex[:12]}"
+    await create_bucket(s3_endpoint, bucket)
+    files = {
+        "x.png": b"<!DOCTYPE html><html><script>alert(1)</script></html>",
+        "logo.svg": b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+        "photo.jpg": _photo(),
+    }
+    async with serve(
+        storage="s3",
+        s3_bucket=bucket,
+        s3_prefix=PREFIX,
+        s3_endpoint_url=s3_endpoint,
+        s3_region=REGION,
+        s3_access_key_id=ACCESS_KEY_ID,
+        s3_secret_access_key=SECRET_ACCESS_KEY,
+    ) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        served: dict[str, str] = {}
+        for name, data in files.items():
+            upload = await client.post("/v1/assets", files={"file": (name, data)})
+            assert upload.status_code == 201, upload.text
+            async with runtime.db.read() as conn:
+                asset = await runtime.assets.get(conn, upload.json()["id"])
+            link = await runtime.storage.presigned_url(asset.storage_key)
+            async with httpx.AsyncClient() as anyone:
+                fetched = await anyone.get(link)
+            assert fetched.status_code == 200
+            assert fetched.content == data
+            served[name] = fetched.headers["content-type"]
+    assert served == {
+        "x.png": "application/octet-stream",
+        "logo.svg": "application/octet-stream",
+        "photo.jpg": "image/jpeg",
+    }

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
 from conveyor.assets.models import Asset
 from conveyor.assets.schemas import AssetOut
+from conveyor.content.serving import served_as
 from conveyor.deps import AssetLinksDep, AssetServiceDep, CurrentClient, DatabaseDep, ReadConn
 from conveyor.errors import Forbidden
 from conveyor.storage import ObjectStream
@@ -53,10 +53,14 @@ def _stream_asset(asset: Asset, stream: ObjectStream) -> StreamingResponse:
             async for chunk in stream:
                 yield chunk
 
-    headers = {"Content-Length": str(asset.size), "Cache-Control": "private, max-age=3600"}
-    if asset.filename:
-        headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(asset.filename)}"
-    return StreamingResponse(body(), media_type=asset.mime_type, headers=headers)
+    # Inline only for media types that run nothing; HTML, SVG and the rest download.
+    served = served_as(asset.mime_type, asset.filename, fallback_name=asset.id)
+    headers = {
+        "Content-Length": str(asset.size),
+        "Cache-Control": "private, max-age=3600",
+        **served.headers,
+    }
+    return StreamingResponse(body(), media_type=served.media_type, headers=headers)
 
 
 @router.get(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.assets import repository
 from conveyor.assets.models import SOURCE_GENERATED, SOURCE_UPLOADED, Asset
+from conveyor.content.serving import served_as
 from conveyor.content.sniff import extension_for, sniff_mime
 from conveyor.core.clock import Clock
 from conveyor.core.ids import new_id
@@ -90,7 +91,7 @@ class AssetService:
             if spooled.size == 0:
                 raise BadRequest("the file is empty")
             key = content_key(spooled.sha256, extension_for(mime))
-            await store_ingested(self.storage, spooled, key, mime)
+            await store_ingested(self.storage, spooled, key, _stored_type(mime))
         return Asset(
             id=new_id(),
             client_id=client_id,
@@ -131,7 +132,7 @@ class AssetService:
         digest = hashlib.sha256(data).hexdigest()
         key = content_key(digest, extension_for(mime))
         if not await self.storage.exists(key):
-            await self.storage.write(key, _one_chunk(data), content_type=mime)
+            await self.storage.write(key, _one_chunk(data), content_type=_stored_type(mime))
         return Asset(
             id=new_id(),
             client_id=client_id,
@@ -214,3 +215,10 @@ def _clean_filename(name: str | None) -> str | None:
     # Keep the last path segment only; browsers and zip tools treat slashes as folders.
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
     return base[:255] or None
+
+
+def _stored_type(mime: str) -> str:
+    """The type an object store answers the bytes with when it serves them itself (a public
+    bucket, a presigned link): the same rule as our own routes, so HTML or SVG stored in S3
+    downloads rather than runs in the bucket's origin. The row keeps the sniffed type."""
+    return served_as(mime).media_type

@@ -2,7 +2,8 @@
 
 ``sniff`` names a file from its first bytes, ``images`` decodes pictures under a pixel
 limit, ``html`` reduces model output to the few tags the descriptions API allows, and
-``languages`` checks and normalises language tags.
+``languages`` checks and normalises language tags, and ``serving`` decides how stored bytes
+are answered (inline or attachment, and the headers that keep a browser from running them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from conveyor.content.languages import (
     normalize_languages,
     primary,
 )
+from conveyor.content.serving import (
+    CONTENT_SECURITY_POLICY,
+    INLINE_MIMES,
+    ServedAs,
+    is_inline_safe,
+    safe_download_name,
+    served_as,
+)
 from conveyor.content.sniff import (
     IMAGE_MIMES,
     SNIFF_BYTES,
@@ -35,23 +44,29 @@ from conveyor.content.sniff import (
 
 __all__ = [
     "ALLOWED_TAGS",
+    "CONTENT_SECURITY_POLICY",
     "IMAGE_MIMES",
+    "INLINE_MIMES",
     "LANGUAGE_NAMES",
     "SNIFF_BYTES",
     "CorruptImage",
     "ImageInfo",
     "ImageRejected",
     "ImageTooLarge",
+    "ServedAs",
     "UnknownLanguage",
     "UnsupportedImageFormat",
     "check_image",
     "extension_for",
     "is_image_mime",
+    "is_inline_safe",
     "is_known_language",
     "language_name",
     "normalize_language",
     "normalize_languages",
     "primary",
+    "safe_download_name",
     "sanitize_description_html",
+    "served_as",
     "sniff_mime",
 ]

@@ -26,6 +26,8 @@ from conveyor.net.fetcher import SafeFetcher
 from conveyor.queue import TaskContext
 
 SIGNATURE_HEADER = "X-Conveyor-Signature"
+# The same on every attempt of one announcement (``jobs/ending.py``): receivers dedupe by it.
+DELIVERY_HEADER = "X-Conveyor-Delivery"
 
 
 class WebhookNotDelivered(ConveyorError):
@@ -90,6 +92,9 @@ class WebhookSender:
             SIGNATURE_HEADER: sign_webhook(self.secret, timestamp, body),
             "X-Conveyor-Event": event,
         }
+        delivery_id = ctx.payload.get("delivery_id")
+        if delivery_id:  # tasks queued before delivery ids existed have none
+            headers[DELIVERY_HEADER] = str(delivery_id)
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from conveyor.content.serving import served_as
 from conveyor.deps import (
     CurrentClient,
     DatabaseDep,
@@ -148,12 +149,12 @@ async def download(
         return Response(
             results.model_dump_json(indent=2).encode(),
             media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="job-{job_id}.json"'},
+            headers=served_as("application/json", f"job-{job_id}.json", attachment=True).headers,
         )
     return StreamingResponse(
         streams.archive(results),
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="job-{job_id}.zip"'},
+        headers=served_as("application/zip", f"job-{job_id}.zip", attachment=True).headers,
     )
 
 

@@ -3,7 +3,8 @@
 Every method takes the caller's connection (the engine's task handler opens the transaction)
 and changes the job together with the item in it: an item's start makes its job
 ``processing``; its stage moves the job's stage; its end counts it on the job, finishes the
-job when it was the last, and queues the job's webhook in the same transaction (an outbox).
+job when it was the last, and announces its end (``ending.job_ended``: the event and the
+webhook, queued in the same transaction, an outbox).
 Events are published after the commit (``EventBus.emit``).
 """
 
@@ -16,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conveyor.core.clock import Clock
 from conveyor.jobs import repository as repo
+from conveyor.jobs.ending import job_ended
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import ItemRow, JobRow, StepRunRow
 from conveyor.jobs.schemas import progress_event
-from conveyor.jobs.tasks import webhook_task
 from conveyor.queue import QueueRepository
 
 
@@ -115,9 +116,6 @@ class ItemService:
         if outcome.stage is not None:
             await self.events.emit(conn, JobEvent(job.id, "job.stage", {"stage": outcome.stage}))
         if outcome.finished_status is not None:
-            await self.events.emit(
-                conn, JobEvent(job.id, "job.finished", {"status": outcome.finished_status})
-            )
-            if updated.webhook_url:
-                await self.queue.enqueue(conn, [webhook_task(job.id, "job.finished")])
+            # This transaction moved the job to its end (the guarded update changed the row).
+            await job_ended(conn, self.events, self.queue, updated, outcome.finished_status)
         return outcome

@@ -372,15 +372,16 @@ async def _finish_job_if_done(conn: AsyncConnection, job: JobRow, now: datetime)
     return status if result.rowcount == 1 else None
 
 
-async def cancel_job(conn: AsyncConnection, job: JobRow, now: datetime) -> int:
-    """Cancel every open item and the job; returns how many items were cancelled."""
+async def cancel_job(conn: AsyncConnection, job: JobRow, now: datetime) -> bool:
+    """Cancel every open item and the job; True if this call ended the job (False: it had
+    ended already, e.g. its last item finished after the caller read it)."""
     result = await conn.execute(
         update(items)
         .where(items.c.job_id == job.id, items.c.status.in_(ITEM_OPEN))
         .values(status=ITEM_CANCELLED, finished_at=now, updated_at=now)
     )
     cancelled = int(result.rowcount)
-    await conn.execute(
+    moved = await conn.execute(
         update(jobs)
         .where(jobs.c.id == job.id, jobs.c.status.in_(JOB_ACTIVE))
         .values(
@@ -391,7 +392,7 @@ async def cancel_job(conn: AsyncConnection, job: JobRow, now: datetime) -> int:
             updated_at=now,
         )
     )
-    return cancelled
+    return moved.rowcount == 1
 
 
 async def reopen_failed_items(conn: AsyncConnection, job: JobRow, now: datetime) -> list[ItemRow]:

@@ -26,10 +26,11 @@ from conveyor.core.clock import Clock
 from conveyor.core.ids import new_id
 from conveyor.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from conveyor.jobs import repository as repo
+from conveyor.jobs.ending import job_ended
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import ITEM_PENDING, JOB_ACTIVE, JOB_FAILED, JOB_PENDING, ItemRow, JobRow
 from conveyor.jobs.schemas import JobCreate, decode_cursor, encode_cursor, progress_event
-from conveyor.jobs.tasks import run_item_tasks, webhook_task
+from conveyor.jobs.tasks import run_item_tasks
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository
 from conveyor.recipes.base import RecipeRegistry
@@ -338,14 +339,16 @@ class JobService:
         job = await self.get(conn, client, job_id)
         if job.status not in JOB_ACTIVE:
             return job
-        await repo.cancel_job(conn, job, self.clock.now())
+        ended = await repo.cancel_job(conn, job, self.clock.now())
         await self.queue.cancel_group(conn, job.id)
         updated = await self.get(conn, None, job.id)
+        if not ended:
+            # Its last item finished between our read and our update (another transaction
+            # ended the job and announced it): nothing of ours to announce.
+            return updated
         await self.events.emit(conn, JobEvent(job.id, "job.cancelled", {}))
         await self.events.emit(conn, JobEvent(job.id, "job.progress", progress_event(updated)))
-        await self.events.emit(conn, JobEvent(job.id, "job.finished", {"status": updated.status}))
-        if updated.webhook_url:
-            await self.queue.enqueue(conn, [webhook_task(job.id, "job.finished")])
+        await job_ended(conn, self.events, self.queue, updated, updated.status)
         return updated
 
     async def retry(

@@ -30,9 +30,11 @@ def run_item_tasks(
     ]
 
 
-def webhook_task(job_id: str, event: str) -> NewTask:
+def webhook_task(job_id: str, event: str, delivery_id: str) -> NewTask:
+    """``delivery_id`` names the one announcement: every attempt (and a re-run after a worker
+    died mid-POST) sends the same id, so a receiver can drop what it already took."""
     return NewTask(
         DELIVER_WEBHOOK,
-        {"job_id": job_id, "event": event},
+        {"job_id": job_id, "event": event, "delivery_id": delivery_id},
         max_attempts=WEBHOOK_MAX_ATTEMPTS,
     )

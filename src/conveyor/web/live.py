@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from conveyor.assets.models import Asset
+from conveyor.content.serving import served_as
 from conveyor.deps import (
     AssetServiceDep,
     ConsoleServiceDep,
@@ -36,16 +35,12 @@ from conveyor.jobs.schemas import JobOut
 from conveyor.jobs.streams import parse_event_id
 from conveyor.storage import ObjectStream
 from conveyor.web.routing import ConsoleRoute, render
+from conveyor.web.thumbnails import THUMBNAIL_MIME
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 AssetId = Annotated[str, Path(min_length=1, max_length=64)]
-# MIME types a browser may show inline from this origin; anything else is downloaded, so a
-# stored HTML or SVG file can never run script in the console's origin.
-_INLINE_TYPES = frozenset(
-    {"image/png", "image/jpeg", "image/webp", "image/gif", "image/avif", "image/bmp"}
-)
 
 
 async def followed_job(
@@ -97,12 +92,12 @@ async def download(
         return Response(
             results.model_dump_json(indent=2).encode(),
             media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="job-{job_id}.json"'},
+            headers=served_as("application/json", f"job-{job_id}.json", attachment=True).headers,
         )
     return StreamingResponse(
         streams.archive(results),
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="job-{job_id}.zip"'},
+        headers=served_as("application/zip", f"job-{job_id}.zip", attachment=True).headers,
     )
 
 
@@ -120,12 +115,6 @@ def _stream(stream: ObjectStream, media_type: str, headers: dict[str, str]) -> R
     return StreamingResponse(body(), media_type=media_type, headers=headers)
 
 
-def _disposition(asset: Asset) -> str:
-    kind = "inline" if asset.mime_type in _INLINE_TYPES else "attachment"
-    name = asset.filename or f"{asset.id}"
-    return f"{kind}; filename*=UTF-8''{quote(name)}"
-
-
 @router.get("/console/assets/{asset_id}")
 async def asset_content(
     viewer: ConsoleViewer,
@@ -135,11 +124,8 @@ async def asset_content(
     asset_id: AssetId,
 ) -> Response:
     asset = await console.asset(conn, viewer.client, asset_id)
-    inline = asset.mime_type in _INLINE_TYPES
-    media_type = asset.mime_type if inline else "application/octet-stream"
-    return _stream(
-        await assets.open(asset), media_type, {"Content-Disposition": _disposition(asset)}
-    )
+    served = served_as(asset.mime_type, asset.filename, fallback_name=asset.id)
+    return _stream(await assets.open(asset), served.media_type, served.headers)
 
 
 @router.get("/console/assets/{asset_id}/thumbnail")
@@ -154,7 +140,8 @@ async def asset_thumbnail(
     stream = await thumbnails.open(asset)
     if stream is None:
         raise NotFound(f"asset {asset_id} has no thumbnail (not an image this server reads)")
-    return _stream(stream, "image/webp", {})
+    served = served_as(THUMBNAIL_MIME)
+    return _stream(stream, served.media_type, served.headers)
 
 
 @router.get("/console/badge", response_class=HTMLResponse)

@@ -83,6 +83,10 @@ async def test_the_seed_python_example_offline_runs_the_local_chain(
         # Every image is a PNG, the JPEG original included (converted when asked for).
         original = await stack.http.get(done["original_image_url"])
         assert original.headers["content-type"] == "image/png"
+        # Served like every stored file: inline only as a picture, never sniffed, sandboxed.
+        assert original.headers["content-disposition"] == "inline"
+        assert original.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in original.headers["content-security-policy"]
         assert png_of(original.content).size == (640, 480)
         cutout = await stack.http.get(done["background_image_url"])
         assert_cutout(png_of(cutout.content))
@@ -191,6 +195,10 @@ async def test_a_batch_of_three_ends_in_a_zip_of_originals_and_finals(
         assert download.status_code == 200
         assert download.headers["content-type"] == "application/zip"
         assert download.headers["x-batch-status"] == "completed"
+        assert download.headers["content-disposition"].startswith(
+            f'attachment; filename="batch_{batch_id}.zip"'
+        )
+        assert download.headers["x-content-type-options"] == "nosniff"
         archive = zipfile.ZipFile(io.BytesIO(download.content))
         names = sorted(archive.namelist())
         assert names == sorted(f"{s}_{k}.png" for s in stems for k in ("original", "processed"))

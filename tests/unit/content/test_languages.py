@@ -133,5 +133,5 @@ def test_the_content_package_exports_what_all_lists() -> None:
     import conveyor.content as content
 
     exported = {name for name in dir(content) if not name.startswith("_")}
-    modules = {"html", "images", "languages", "sniff", "annotations"}
+    modules = {"html", "images", "languages", "serving", "sniff", "annotations"}
     assert set(content.__all__) == exported - modules

@@ -25,6 +25,7 @@ from conveyor.compat.media.schemas import (
     TaskStatus,
 )
 from conveyor.compat.media.service import Answer
+from conveyor.content.serving import served_as
 from conveyor.deps import (
     ClientServiceDep,
     DatabaseDep,
@@ -48,8 +49,6 @@ _BAD_WORDS: dict[str, Any] = {
     "description": 'Invalid words, each by index: {"details": {"words": {"3": {"word": [...]}}}}'
 }
 # Files a browser may render from this origin; anything else is downloaded, never shown.
-_INLINE_TYPES = ("image/", "audio/")
-
 _WORD_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["word"],
@@ -271,12 +270,11 @@ def _stream(asset: Asset, stream: ObjectStream) -> StreamingResponse:
             async for chunk in stream:
                 yield chunk
 
-    inline = asset.mime_type.startswith(_INLINE_TYPES)
+    # Inline only for media types that run nothing (not every image/*: SVG carries script).
+    served = served_as(asset.mime_type)
     headers = {
         "Content-Length": str(asset.size),
         "Cache-Control": "private, max-age=3600",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": "inline" if inline else "attachment",
+        **served.headers,
     }
-    media_type = asset.mime_type if inline else "application/octet-stream"
-    return StreamingResponse(body(), media_type=media_type, headers=headers)
+    return StreamingResponse(body(), media_type=served.media_type, headers=headers)

@@ -40,6 +40,7 @@ from conveyor.compat.photos.schemas import (
 )
 from conveyor.compat.photos.uploads import MAX_FILE_BYTES, MAX_FILENAME
 from conveyor.config import Settings
+from conveyor.content.serving import served_as
 from conveyor.core.http import PathBodyLimit
 from conveyor.deps import CurrentClient, DatabaseDep, PhotosServiceDep, ReadConn
 from conveyor.recipes.product_photo import MAX_PROMPT
@@ -76,10 +77,16 @@ def photo_body_limits(settings: Settings) -> dict[str, PathBodyLimit]:
 
 
 def _image(body: ImageBody) -> StreamingResponse:
+    # Always a PNG (a stored PNG as sniffed, anything else decoded and re-encoded).
+    served = served_as("image/png")
     return StreamingResponse(
         body.chunks,
-        media_type="image/png",
-        headers={"Content-Length": str(body.size), "Cache-Control": "private, max-age=3600"},
+        media_type=served.media_type,
+        headers={
+            "Content-Length": str(body.size),
+            "Cache-Control": "private, max-age=3600",
+            **served.headers,
+        },
     )
 
 
@@ -235,7 +242,7 @@ async def download_batch(
         service.archive(files),
         media_type="application/zip",
         headers={
-            "Content-Disposition": f'attachment; filename="batch_{job.id}.zip"',
+            **served_as("application/zip", f"batch_{job.id}.zip", attachment=True).headers,
             # A batch still running gives what is finished so far; this says which.
             "X-Batch-Status": "completed" if job.finished else "processing",
         },
