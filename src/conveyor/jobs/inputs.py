@@ -286,7 +286,7 @@ class UrlVetter(Protocol):
 
 
 async def vet_urls(files: Iterable[FileRef], vetter: UrlVetter) -> list[InputFault]:
-    """Faults of the URLs whose host resolves to an address the policy refuses, or to none."""
+    """Faults of the URLs whose host resolves to an address the policy refuses."""
     faults: list[InputFault] = []
     seen: dict[str, str | None] = {}
     for ref in files:
@@ -296,10 +296,12 @@ async def vet_urls(files: Iterable[FileRef], vetter: UrlVetter) -> list[InputFau
             try:
                 await vetter.vet(ref.url)
                 seen[ref.url] = None
-            except FetchError as exc:
-                # A lookup that may work later is the provider's to try; a refused or
-                # non-existent host is the client's to fix.
-                seen[ref.url] = None if exc.retryable else exc.message
+            except UrlRefused as exc:
+                seen[ref.url] = exc.message
+            except FetchError:
+                # A host not found from here may be found from the provider (split DNS, an
+                # offline gateway): the policy refuses addresses, not names it cannot see.
+                seen[ref.url] = None
         problem = seen[ref.url]
         if problem is not None:
             faults.append(InputFault(ref.loc, problem))
