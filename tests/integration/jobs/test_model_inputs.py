@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from conveyor.clients.service import LOCAL_CLIENT_NAME
+from conveyor.jobs.service import JobSubmission
+from conveyor.runtime import Runtime
 from conveyor.sim import RunningSimulator, SimConfig, start_simulator
 from tests.integration.conftest import Serve
 
@@ -294,5 +297,57 @@ async def test_a_dry_run_estimates_and_creates_nothing(serve: Serve) -> None:
             "/v1/jobs", json={"model": "openai/speech", "items": [{}], "dry_run": True}
         )
         assert bad.status_code == 422
+        # ... assets included, for a recipe too (whose items' prices are not known ahead).
+        recipe = await client.post(
+            "/v1/jobs",
+            json={
+                "recipe": "image-finish",
+                "items": [{"image": {"asset_id": "not-mine"}}],
+                "dry_run": True,
+            },
+        )
+        assert recipe.status_code == 422, recipe.text
+        assert recipe.json()["error"] == "UNKNOWN_ASSET"
+        upload = await client.post("/v1/assets", files={"file": ("mug.png", png(), "image/png")})
+        finish = await client.post(
+            "/v1/jobs",
+            json={
+                "recipe": "image-finish",
+                "items": [{"image": {"asset_id": upload.json()["id"]}}],
+                "dry_run": True,
+            },
+        )
+        assert finish.status_code == 200, finish.text
+        assert finish.json()["models"] == ["local/finish"]
+        assert finish.json()["items"][0]["price"] is None
         await no_jobs(client)
+        assert sim.counters()["submissions"] == {}
+
+
+async def test_a_url_queued_unchecked_is_still_not_handed_to_a_provider(serve: Serve) -> None:
+    # A job written without the submission checks (one queued before them, or built by
+    # code that skipped them): the item fails at run time and the provider never sees it.
+    async with simulated(serve, allow_private_urls=False) as (client, sim):
+        runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        metadata = "http://169.254.169.254/latest/meta-data/"
+        submission = JobSubmission(
+            recipe="model",
+            model="replicate/remove-background",
+            items=[],
+            item_payloads=[{"image": {"url": metadata}}],
+            keys=[None],
+            options={"model": "replicate/remove-background", "fallbacks": []},
+            languages=None,
+            priority=0,
+            webhook_url=None,
+            idempotency_key=None,
+        )
+        async with runtime.db.write() as conn:
+            client_row = await runtime.clients.ensure_client(conn, LOCAL_CLIENT_NAME)
+            created = await runtime.jobs.create(conn, client_row, submission)
+        job = await runtime.streams.wait(created.job.id, 60)
+        assert job.status == "failed", job
+        [item] = (await client.get(f"/v1/jobs/{job.id}/items")).json()["data"]
+        assert "URL refused" in item["error"], item
+        assert "link-local" in item["error"], item
         assert sim.counters()["submissions"] == {}
