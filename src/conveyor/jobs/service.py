@@ -45,7 +45,7 @@ from conveyor.net.policy import UrlPolicy
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository
 from conveyor.recipes.base import Recipe, RecipeRegistry
-from conveyor.recipes.single_model import SingleModelRecipe
+from conveyor.recipes.single_model import ModelItem, SingleModelRecipe
 
 # Requests that wait for their answer go ahead of batch work.
 SYNC_PRIORITY_BOOST = 50
@@ -153,7 +153,8 @@ class JobService:
         adapters = [self.models.get(model_id) for model_id in chain]
         rules = [input_rules(a) if a is not None else None for a in adapters]
         checked = check_model_items(
-            [item.model_dump(mode="json") for item in items],
+            # The model recipe's items are the inputs as parsed JSON already.
+            [item.root if isinstance(item, ModelItem) else item.model_dump() for item in items],
             rules,
             self.url_policy,
             # The compatibility APIs pass their seeds' extra fields on, as the seeds did.
