@@ -356,6 +356,8 @@ async def open_runtime(
         events,
         max_items=settings.max_items_per_job,
         simulated=settings.simulate,
+        urls=fetcher,
+        url_policy=policy,
     )
     items = ItemService(clock, queue, events)
     streams = JobStreams(db, clock, events, assets)

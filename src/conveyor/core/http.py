@@ -44,6 +44,26 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
     return JSONResponse(error_body(status, code, message, **extra), status_code=status)
 
 
+# What FastAPI reports when a JSON body route got something it did not read as JSON.
+_UNREAD_BODY = frozenset({"model_attributes_type", "dict_type", "model_type", "json_invalid"})
+
+
+def _body_not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """Why a body was not read, when it was not sent as JSON (a form post from ``curl -d``,
+    or no ``Content-Type`` and no valid JSON): the header is the thing to fix."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return None
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        whole_body = len(loc) == 1 or err.get("type") == "json_invalid"
+        if loc[:1] == ("body",) and whole_body and err.get("type") in _UNREAD_BODY:
+            said = f"it says {media!r}" if media else "it has none"
+            return f"send the body as JSON with the header Content-Type: application/json ({said})"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """One place turns every error into the same JSON body."""
 
@@ -56,6 +76,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        unread = _body_not_json(request, exc)
+        if unread is not None:
+            return error_response(415, "UNSUPPORTED_MEDIA_TYPE", unread)
         problems = []
         for err in exc.errors()[:20]:
             location = ".".join(str(p) for p in err.get("loc", ()))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from conveyor.assets.models import SOURCE_DERIVED, SOURCE_GENERATED, Asset
 from conveyor.assets.service import AssetService, decode_data_url
 from conveyor.core.db import Database
 from conveyor.errors import PayloadTooLarge
+from conveyor.net.errors import FetchFailed
 from conveyor.providers.base import FileInput, StoredFile
 from conveyor.providers.errors import PermanentProviderError
 
@@ -48,6 +49,10 @@ class Downloader(Protocol):
         accept: Collection[str] | None = None,
         allow_data: bool = False,
     ) -> AbstractAsyncContextManager[DownloadBody]: ...
+
+    async def vet(self, url: str) -> object:
+        """Check ``url`` as a fetch would, without fetching (raise ``UrlRefused``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,11 @@ class ItemFiles:
 
     async def url_for(self, file: FileInput) -> str:
         if file.url is not None:
+            # The provider fetches it as given: only what we would fetch ourselves (checked
+            # at submission too; this covers jobs queued before, or made another way). A host
+            # not found from here is passed on: the provider may resolve it (split DNS).
+            with suppress(FetchFailed):
+                await self._downloader.vet(file.url)
             return file.url
         asset = await self._asset(file)
         link = await self._assets.storage.presigned_url(asset.storage_key)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from conveyor.content.serving import served_as
@@ -19,6 +19,7 @@ from conveyor.deps import (
     SettingsDep,
     WriteConn,
 )
+from conveyor.jobs.estimates import JobEstimate
 from conveyor.jobs.models import JobRow
 from conveyor.jobs.schemas import (
     ItemOut,
@@ -47,11 +48,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     summary="Create a job",
     responses={
-        200: {"model": JobOut, "description": "Finished within `wait`, or an existing job"},
+        200: {
+            "model": JobOut | JobEstimate,
+            "description": "Finished within `wait`, or an existing job; with `dry_run`, "
+            "the estimate (`JobEstimate`: each item's model chain with prices) and nothing "
+            "created",
+        },
         202: {"model": JobOut, "description": "Accepted; still running after `wait`"},
         401: _ERRORS[401],
         413: {"description": "Request body too large"},
-        422: {"description": "Invalid job"},
+        415: {"description": "The body is not sent as `Content-Type: application/json`"},
+        422: {"description": "Invalid job: `details.errors` lists each bad field by location"},
     },
 )
 async def create_job(
@@ -62,8 +69,13 @@ async def create_job(
     jobs: JobServiceDep,
     streams: JobStreamsDep,
     settings: SettingsDep,
-) -> JobOut:
+) -> JobOut | JSONResponse:
     submission = jobs.prepare(body)
+    await jobs.vet(submission)
+    if body.dry_run:
+        async with db.read() as conn:
+            estimate = await jobs.estimate(conn, client, submission)
+        return JSONResponse(estimate.model_dump(mode="json"))
     async with db.write() as conn:
         created = await jobs.create(conn, client, submission)
     job = created.job

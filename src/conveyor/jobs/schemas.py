@@ -44,6 +44,9 @@ class JobCreate(BaseModel):
     wait: float | None = Field(
         None, ge=0, le=300, description="Seconds to wait for the job to finish in this call"
     )
+    dry_run: bool = Field(
+        False, description="Only check the job and estimate its cost (200); nothing is created"
+    )
 
     @model_validator(mode="after")
     def _recipe_or_model(self) -> JobCreate:

@@ -10,6 +10,7 @@ same client returns the existing job instead of a second one, also when two requ
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,13 +28,25 @@ from conveyor.core.ids import new_id
 from conveyor.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from conveyor.jobs import repository as repo
 from conveyor.jobs.ending import job_ended
+from conveyor.jobs.estimates import JobEstimate, estimate
 from conveyor.jobs.events import EventBus, JobEvent
+from conveyor.jobs.inputs import (
+    FileRef,
+    InputFault,
+    UrlVetter,
+    check_model_items,
+    input_rules,
+    invalid_inputs,
+    vet_urls,
+)
 from conveyor.jobs.models import ITEM_PENDING, JOB_ACTIVE, JOB_FAILED, JOB_PENDING, ItemRow, JobRow
 from conveyor.jobs.schemas import JobCreate, decode_cursor, encode_cursor, progress_event
 from conveyor.jobs.tasks import run_item_tasks
+from conveyor.net.policy import UrlPolicy
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository
-from conveyor.recipes.base import RecipeRegistry
+from conveyor.recipes.base import Recipe, RecipeRegistry
+from conveyor.recipes.single_model import ModelItem, SingleModelRecipe
 
 # Requests that wait for their answer go ahead of batch work.
 SYNC_PRIORITY_BOOST = 50
@@ -62,6 +75,8 @@ class JobSubmission:
     source: str = "v1"
     # Stored files the items name; ``create`` checks they are the client's.
     asset_ids: tuple[str, ...] = ()
+    # Where the items name files (a ``model`` job's inputs): located faults, URL checks.
+    files: tuple[FileRef, ...] = ()
 
 
 class JobService:
@@ -76,6 +91,8 @@ class JobService:
         *,
         max_items: int,
         simulated: bool = False,
+        urls: UrlVetter | None = None,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self.clock = clock
         self.queue = queue
@@ -85,6 +102,10 @@ class JobService:
         self.events = events
         self.max_items = max_items
         self.simulated = simulated
+        # URLs handed on to remote models: their form here, their hosts' addresses in
+        # ``vet`` (the fetcher's policy, so what a provider gets is what we would fetch).
+        self.urls = urls
+        self.url_policy = url_policy or UrlPolicy()
 
     # -- creating ----------------------------------------------------------------------
 
@@ -105,6 +126,7 @@ class JobService:
         options = recipe.parse_options(raw_options)
         self._check_models(recipe.models(options))
         parsed = recipe.parse_items(body.items)
+        files = self._check_inputs(recipe, recipe.models(options), parsed, source=source)
         asset_ids = sorted({a for item in parsed for a in recipe.file_inputs(item)})
         languages = normalize_languages(body.languages) if body.languages is not None else None
         return JobSubmission(
@@ -120,14 +142,50 @@ class JobService:
             idempotency_key=body.idempotency_key,
             source=source,
             asset_ids=tuple(asset_ids),
+            files=files,
         )
+
+    def _check_inputs(
+        self, recipe: Recipe, chain: list[str], items: list[BaseModel], *, source: str
+    ) -> tuple[FileRef, ...]:
+        """A ``model`` job's items against its models' declared inputs (``jobs.inputs``)."""
+        if not isinstance(recipe, SingleModelRecipe):
+            return ()
+        adapters = [self.models.get(model_id) for model_id in chain]
+        rules = [input_rules(a) if a is not None else None for a in adapters]
+        checked = check_model_items(
+            # The model recipe's items are the inputs as parsed JSON already.
+            [item.root if isinstance(item, ModelItem) else item.model_dump() for item in items],
+            rules,
+            self.url_policy,
+            # The compatibility APIs pass their seeds' extra fields on, as the seeds did.
+            reject_unknown=source == "v1",
+        )
+        if checked.faults:
+            raise invalid_inputs(checked.faults)
+        return tuple(checked.files)
+
+    async def vet(self, submission: JobSubmission) -> None:
+        """Check the hosts of the URLs a job hands on (their addresses, as a fetch would);
+        slow I/O, so before the transaction opens."""
+        if self.urls is None or not submission.files:
+            return
+        faults = await vet_urls(submission.files, self.urls)
+        if faults:
+            raise invalid_inputs(faults)
 
     def _check_models(self, model_ids: list[str]) -> None:
         unknown = [m for m in model_ids if m not in self.models]
         if unknown:
+            known = [a.model_id for a in self.models.all()]
+            guesses = {m: difflib.get_close_matches(m, known, n=1) for m in unknown}
+            hints = [
+                f"{m!r} (did you mean {g[0]!r}?)" if g else repr(m) for m, g in guesses.items()
+            ]
             raise ValidationFailed(
-                f"unknown model(s): {', '.join(unknown)}; see GET /v1/models",
+                f"unknown model(s): {', '.join(hints)}; see GET /v1/models",
                 code="UNKNOWN_MODEL",
+                details={"suggestions": {m: g[0] for m, g in guesses.items() if g}},
             )
         if not model_ids:
             return
@@ -143,17 +201,44 @@ class JobService:
         )
 
     async def _check_assets(
-        self, conn: AsyncConnection, client: Client, asset_ids: list[str]
+        self, conn: AsyncConnection, client: Client, submission: JobSubmission
     ) -> None:
         """Every file an item names must be one of the client's assets."""
+        asset_ids = list(submission.asset_ids)
         if not asset_ids:
             return
         found = await self.assets.get_many(conn, asset_ids)
-        missing = [a for a in asset_ids if a not in found or found[a].client_id != client.id]
-        if missing:
-            raise ValidationFailed(
-                f"unknown asset(s): {', '.join(sorted(set(missing))[:10])}", code="UNKNOWN_ASSET"
-            )
+        missing = {a for a in asset_ids if a not in found or found[a].client_id != client.id}
+        if not missing:
+            return
+        located = [
+            InputFault(ref.loc, f"unknown asset {ref.asset_id!r}")
+            for ref in submission.files
+            if ref.asset_id in missing
+        ]
+        if located:
+            raise invalid_inputs(located, code="UNKNOWN_ASSET")
+        raise ValidationFailed(
+            f"unknown asset(s): {', '.join(sorted(missing)[:10])}", code="UNKNOWN_ASSET"
+        )
+
+    async def estimate(
+        self, conn: AsyncConnection, client: Client, submission: JobSubmission
+    ) -> JobEstimate:
+        """What the job would cost and call (``dry_run``); checks as ``create`` does, writes
+        nothing."""
+        await self._check_assets(conn, client, submission)
+        recipe = self.recipes.get(submission.recipe)
+        assert recipe is not None  # ``prepare`` found it
+        single = isinstance(recipe, SingleModelRecipe)
+        return estimate(
+            self.models,
+            recipe=submission.recipe,
+            model=submission.model,
+            chain=recipe.models(recipe.parse_options(submission.options)),
+            item_inputs=submission.item_payloads if single else None,
+            count=len(submission.item_payloads),
+        )
 
     async def find_by_idempotency_keys(
         self, conn: AsyncConnection, client: Client, keys: list[str]
@@ -171,7 +256,7 @@ class JobService:
             existing = await repo.find_job_by_idempotency_key(conn, client.id, key)
             if existing is not None:
                 return CreatedJob(existing, created=False)
-        await self._check_assets(conn, client, list(submission.asset_ids))
+        await self._check_assets(conn, client, submission)
         try:
             async with conn.begin_nested():
                 job = await self._insert(conn, client, submission)

@@ -228,6 +228,13 @@ class SafeFetcher:
                 retryable=True,
             ) from exc
 
+    async def vet(self, url: str) -> Target:
+        """Check ``url`` as a fetch would (the policy, then every address its host resolves
+        to) without connecting: for URLs handed on to someone else to fetch."""
+        target = self.policy.check_url(url)
+        self.policy.check_addresses(target, await self._resolve(target))
+        return target
+
     async def _follow(
         self,
         url: str,

@@ -29,9 +29,10 @@ class SingleModelRecipe(Recipe):
         assert isinstance(item, ModelItem)
         ids = []
         for value in item.root.values():
-            file = asset_file(value)
-            if file is not None and file.asset_id:
-                ids.append(file.asset_id)
+            for one in value if isinstance(value, list) else [value]:
+                file = asset_file(one)
+                if file is not None and file.asset_id:
+                    ids.append(file.asset_id)
         return ids
 
     def models(self, options: BaseModel) -> list[str]:
@@ -40,6 +41,14 @@ class SingleModelRecipe(Recipe):
 
     async def run(self, run: ItemRun) -> dict[str, Any]:
         options = ModelOptions.model_validate(run.options)
-        inputs = {name: asset_file(value) or value for name, value in run.input.items()}
+        inputs = {name: _files_in(value) for name, value in run.input.items()}
         output = await run.step("generate", [options.model, *options.fallbacks], inputs)
         return output_json(output)
+
+
+def _files_in(value: Any) -> Any:
+    """An input with its files (alone, or in a list such as vision's ``images``) as
+    ``FileInput``s, which the model turns into what it reads or a URL it sends."""
+    if isinstance(value, list):
+        return [asset_file(one) or one for one in value]
+    return asset_file(value) or value

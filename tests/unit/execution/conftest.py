@@ -97,3 +97,6 @@ class NoDownloads:
 
     def stream(self, url: str, **_: Any) -> Any:
         raise AssertionError(f"unexpected fetch of {url}")
+
+    async def vet(self, url: str) -> object:
+        raise AssertionError(f"unexpected URL handed on: {url}")
