@@ -112,6 +112,7 @@ class JobStreams:
             yield self._event("job", snapshot.model_dump(mode="json"))
             last_progress, last_stage = snapshot.progress, job.stage
             reported: set[str] = set()
+            read_at = since
             if resume_from is not None:
                 async for missed in self._items_since(job, resume_from - RESUME_MARGIN, reported):
                     yield missed
@@ -135,8 +136,17 @@ class JobStreams:
                 else:
                     # A quiet second or a job-level event: the row itself, right even when
                     # events were missed or happened on another node.
+                    reading_at = self.clock.now()
                     job = await self._job(job.id)
                     status, progress, stage = job.status, JobOut.from_row(job).progress, job.stage
+                    if progress != last_progress:
+                        # Items that ended on another node (API nodes without workers): their
+                        # events stay there, the rows say which ones ended since the last look.
+                        async for ended in self._items_since(
+                            job, read_at - RESUME_MARGIN, reported
+                        ):
+                            yield ended
+                        read_at = reading_at
                 if progress != last_progress:
                     last_progress = progress
                     yield self._event(
