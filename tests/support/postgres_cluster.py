@@ -25,7 +25,17 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["PostgresCluster", "cluster_unavailable_reason", "find_postgres_bin", "private_cluster"]
+from sqlalchemy import text
+
+from conveyor.core.db import standalone_engine
+
+__all__ = [
+    "PostgresCluster",
+    "cluster_unavailable_reason",
+    "create_database",
+    "find_postgres_bin",
+    "private_cluster",
+]
 
 StopMode = Literal["smart", "fast", "immediate"]
 _SERVICE_USER = "postgres"
@@ -162,3 +172,15 @@ def private_cluster(port: int) -> Iterator[PostgresCluster]:
             with suppress(RuntimeError):
                 cluster.stop("immediate")
         shutil.rmtree(directory, ignore_errors=True)
+
+
+async def create_database(cluster: PostgresCluster, name: str) -> str:
+    """Create database ``name`` in ``cluster``; its SQLAlchemy URL."""
+    engine = standalone_engine(cluster.url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/{name}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import socket
 import time
@@ -36,18 +35,14 @@ import httpx
 import pytest
 import yaml
 from aiobotocore.session import get_session
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from conveyor.core.db import standalone_engine
 from conveyor.providers.http.loader import SHIPPED_SPECS
 from conveyor.queue.models import TASK_RUNNING, queue_tasks, queue_workers
 from conveyor.sim import SimConfig, SimulatorThread
-from tests.support import databases, s3server
-from tests.support.postgres_cluster import (
-    PostgresCluster,
-    cluster_unavailable_reason,
-    private_cluster,
-)
+from tests.support import s3server
+from tests.support.postgres_cluster import PostgresCluster, create_database
 from tests.support.processes import ServeProcess, WorkerProcess, run_cli
 from tests.support.server import free_port
 
@@ -65,18 +60,6 @@ SECRET_KEY = secrets.token_hex(32)
 
 
 @pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    reason = cluster_unavailable_reason()
-    if reason is not None:
-        if databases.POSTGRES_REQUIRED:
-            pytest.fail(f"PostgreSQL is required (CONVEYOR_TEST_POSTGRES=required): {reason}")
-        pytest.skip(f"cannot start a private PostgreSQL cluster: {reason}")
-    port = int(os.environ.get("CONVEYOR_TEST_CLUSTER_PORT") or free_port())
-    with private_cluster(port) as running:
-        yield running
-
-
-@pytest.fixture
 def bucket_endpoint() -> Iterator[str]:
     with s3server.running_s3_server() as endpoint:
         yield endpoint
@@ -87,17 +70,6 @@ def simulator() -> Iterator[SimulatorThread]:
     # Three to five seconds per generation: kills land while tasks are at the provider.
     with SimulatorThread(SimConfig(latency_min=3, latency_max=5, seed=13)) as sim:
         yield sim
-
-
-async def _create_database(cluster: PostgresCluster, name: str) -> str:
-    engine = standalone_engine(cluster.url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/{name}"
 
 
 def _idempotent_provider_spec() -> str:
@@ -279,7 +251,7 @@ async def test_nodes_die_and_the_database_restarts_yet_every_item_finishes_once(
     request: pytest.FixtureRequest,
 ) -> None:
     await s3server.create_bucket(bucket_endpoint, BUCKET)
-    database_url = await _create_database(cluster, "conveyor")
+    database_url = await create_database(cluster, "conveyor")
 
     def env(node: str) -> dict[str, str]:
         data_dir = tmp_path / node
@@ -379,6 +351,8 @@ async def test_nodes_die_and_the_database_restarts_yet_every_item_finishes_once(
     assert seen.finished["status"] == "completed", seen
     assert set(seen.items) == {item["id"] for item in items}, seen
     assert survivors_alive, "the surviving worker or node B died"
+    # One stream from start to end: the database's restart did not break it.
+    assert seen.reconnects == 0, seen.breaks
 
     finished = [datetime.fromisoformat(item["finished_at"]) for item in items]
     recovery = (max(finished) - killed_wall).total_seconds()
