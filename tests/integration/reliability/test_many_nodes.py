@@ -35,7 +35,7 @@ import httpx
 import pytest
 import yaml
 from aiobotocore.session import get_session
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from conveyor.core.db import standalone_engine
 from conveyor.providers.http.loader import SHIPPED_SPECS
@@ -48,10 +48,10 @@ from tests.support.server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-ITEMS = 48
+ITEMS = 40
 # Each worker holds this many items at once: the job takes several rounds of provider
 # latency, so the faults land while items are in flight and others are still queued.
-WORKER_CONCURRENCY = 6
+WORKER_CONCURRENCY = 8
 HEARTBEAT_TIMEOUT = 4.0
 PROVIDER = "steady"
 MODEL = f"{PROVIDER}/z-image"
@@ -67,8 +67,8 @@ def bucket_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def simulator() -> Iterator[SimulatorThread]:
-    # Three to five seconds per generation: kills land while tasks are at the provider.
-    with SimulatorThread(SimConfig(latency_min=3, latency_max=5, seed=13)) as sim:
+    # Two to four seconds per generation: kills land while tasks are at the provider.
+    with SimulatorThread(SimConfig(latency_min=2, latency_max=4, seed=13)) as sim:
         yield sim
 
 
@@ -184,21 +184,21 @@ async def _until(predicate: Any, timeout: float, what: str) -> None:
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
-async def _running_tasks_of(database_url: str, worker_name: str) -> int:
-    """How many queue tasks the worker called ``worker_name`` holds now."""
+async def _items_held_by(database_url: str, worker_name: str) -> set[str]:
+    """The items whose queue tasks the worker called ``worker_name`` holds now."""
     engine = standalone_engine(database_url)
     try:
         async with engine.connect() as conn:
-            held = await conn.scalar(
-                select(func.count())
+            payloads = await conn.scalars(
+                select(queue_tasks.c.payload)
                 .select_from(
                     queue_tasks.join(queue_workers, queue_tasks.c.worker_id == queue_workers.c.id)
                 )
                 .where(queue_tasks.c.status == TASK_RUNNING, queue_workers.c.name == worker_name)
             )
+            return {str(payload["item_id"]) for payload in payloads}
     finally:
         await engine.dispose()
-    return int(held or 0)
 
 
 async def _all_items(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
@@ -262,11 +262,14 @@ async def test_nodes_die_and_the_database_restarts_yet_every_item_finishes_once(
     # one) and the provider, both stored in the database every node reads.
     operator = env("operator")
     await run_cli(operator, "migrate")
-    api_key = (await run_cli(operator, "keys", "create", "nodes-test")).strip().splitlines()[-1]
-    assert api_key.startswith("cvk_"), api_key
     spec_file = tmp_path / "steady.yaml"
     spec_file.write_text(_idempotent_provider_spec())
-    await run_cli(operator, "providers", "add", str(spec_file))
+    key_output, _ = await asyncio.gather(
+        run_cli(operator, "keys", "create", "nodes-test"),
+        run_cli(operator, "providers", "add", str(spec_file)),
+    )
+    api_key = key_output.strip().splitlines()[-1]
+    assert api_key.startswith("cvk_"), api_key
 
     nodes = Nodes(
         api_a=ServeProcess(env("a"), tmp_path / "a.log", free_port(), "--no-workers"),
@@ -294,17 +297,22 @@ async def test_nodes_die_and_the_database_restarts_yet_every_item_finishes_once(
             # whose tasks are at the provider, more items still queued.
             doomed_name = f"{socket.gethostname()}:{nodes.doomed_worker.pid}"
 
+            held: set[str] = set()
+
             async def mid_run() -> bool:
-                held = await _running_tasks_of(database_url, doomed_name)
+                nonlocal held
+                held = await _items_held_by(database_url, doomed_name)
                 at_provider = simulator.counters()["submissions_total"] - len(seen.items)
                 return (
                     len(seen.items) >= 4
-                    and held >= WORKER_CONCURRENCY - 1
+                    and len(held - set(seen.items)) >= WORKER_CONCURRENCY - 1
                     and at_provider >= 2 * WORKER_CONCURRENCY - 2
                 )
 
             await _until(mid_run, 60, "items to be in flight on both workers")
             done_before_kills = len(seen.items)
+            # What the doomed worker had in hand: another worker must take each of these over.
+            orphaned = held - set(seen.items)
             nodes.doomed_worker.kill()
             nodes.api_a.kill()
             killed_wall, killed_at = datetime.now(UTC), time.monotonic()
@@ -354,13 +362,18 @@ async def test_nodes_die_and_the_database_restarts_yet_every_item_finishes_once(
     # One stream from start to end: the database's restart did not break it.
     assert seen.reconnects == 0, seen.breaks
 
-    finished = [datetime.fromisoformat(item["finished_at"]) for item in items]
-    recovery = (max(finished) - killed_wall).total_seconds()
+    finished = {item["id"]: datetime.fromisoformat(item["finished_at"]) for item in items}
+    recovery = (max(finished.values()) - killed_wall).total_seconds()
+    taken_over = max(finished[item_id] for item_id in orphaned)
     stream_end = (seen.finished_at or killed_at) - killed_at
     report = {
         "items": ITEMS,
         "done_before_kills": done_before_kills,
+        "killed_worker_held": len(orphaned),
         "recovery_seconds": round(recovery, 2),
+        "killed_workers_items_done_after_seconds": round(
+            (taken_over - killed_wall).total_seconds(), 2
+        ),
         "stream_finished_after_kills_seconds": round(stream_end, 2),
         "database_down_seconds": round(down_for, 2),
         "resent_submissions_deduplicated": resent,
