@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -172,6 +173,45 @@ def tx_state(conn: AsyncConnection) -> dict[str, Any]:
     if transaction is None:
         raise RuntimeError("tx_state needs a connection from Database.write()")
     return transaction.state
+
+
+# SQLSTATEs that say the server is away, not that the statement was wrong: class 08
+# (connection exception), 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now.
+_SERVER_AWAY_STATES = ("57P01", "57P02", "57P03")
+_DRIVER_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """True if ``exc`` means the database server is away (stopped, restarting, the
+    connection lost): the same work may succeed in a moment, unlike a statement's error."""
+    if isinstance(exc, BaseExceptionGroup):
+        # A task group's (a streaming response's): unreachable if every failure says so.
+        return all(database_unreachable(inner) for inner in exc.exceptions)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _SERVER_AWAY_STATES):
+            return True
+        # A refused or reset connection reaches us as a bare OSError; only one raised by the
+        # database driver is about the database.
+        if isinstance(current, OSError) and _raised_by_driver(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
+def _raised_by_driver(exc: BaseException) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(_DRIVER_MODULES):
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def standalone_engine(url: str) -> AsyncEngine:

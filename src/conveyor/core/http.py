@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conveyor.core.db import database_unreachable
 from conveyor.errors import ConveyorError
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ _STATUS_CODES = {
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
+
+# Seconds a client is told to wait when the database is away (a restart takes a few).
+DATABASE_RETRY_AFTER = 2
 
 
 def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -98,6 +102,14 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unreachable(exc):
+            # Not a fault of this request: the database is restarting or failing over.
+            log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
+            return JSONResponse(
+                error_body(503, "DATABASE_UNAVAILABLE", "the database is unavailable; try again"),
+                status_code=503,
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "INTERNAL_ERROR", "internal error; see the server log")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,13 +24,15 @@ from typing import Any
 
 from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
-from conveyor.core.db import Database
+from conveyor.core.db import Database, database_unreachable
 from conveyor.errors import NotFound
 from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import ItemRow, JobRow
 from conveyor.jobs.schemas import ItemOut, JobOut, JobResults, Progress
 from conveyor.storage import ZipEntry, stream_zip
+
+log = logging.getLogger(__name__)
 
 # Without an event, a stream or a wait re-reads the job this often (events from other nodes
 # carry only what must travel at once; see jobs.events.CROSS_NODE_EVENTS).
@@ -112,6 +115,7 @@ class JobStreams:
             yield self._event("job", snapshot.model_dump(mode="json"))
             last_progress, last_stage = snapshot.progress, job.stage
             reported: set[str] = set()
+            read_at = since
             if resume_from is not None:
                 async for missed in self._items_since(job, resume_from - RESUME_MARGIN, reported):
                     yield missed
@@ -135,8 +139,27 @@ class JobStreams:
                 else:
                     # A quiet second or a job-level event: the row itself, right even when
                     # events were missed or happened on another node.
-                    job = await self._job(job.id)
-                    status, progress, stage = job.status, JobOut.from_row(job).progress, job.stage
+                    reading_at = self.clock.now()
+                    try:
+                        fresh = await self._job(job.id)
+                        progress = JobOut.from_row(fresh).progress
+                        # Items that ended on another node (API nodes without workers): their
+                        # events stay there, the rows say which ones ended since the last look.
+                        ended = (
+                            await self._ended_since(fresh, read_at - RESUME_MARGIN, reported)
+                            if progress != last_progress
+                            else []
+                        )
+                    except Exception as exc:
+                        if not database_unreachable(exc):
+                            raise
+                        # The database is away for a moment (a restart, a fail-over): the
+                        # stream stays open and looks again, as it would after a quiet second.
+                        log.warning("job %s stream: database unreachable (%s)", job.id, exc)
+                        continue
+                    job, status, stage, read_at = fresh, fresh.status, fresh.stage, reading_at
+                    for event_out in ended:
+                        yield event_out
                 if progress != last_progress:
                     last_progress = progress
                     yield self._event(
@@ -154,12 +177,18 @@ class JobStreams:
     async def _items_since(
         self, job: JobRow, since: datetime, reported: set[str]
     ) -> AsyncIterator[StreamEvent]:
+        for event_out in await self._ended_since(job, since, reported):
+            yield event_out
+
+    async def _ended_since(
+        self, job: JobRow, since: datetime, reported: set[str]
+    ) -> list[StreamEvent]:
+        """Events of the items that ended since ``since`` and were not reported yet."""
         async with self.db.read() as conn:
             finished = await repo.items_finished_since(conn, job.id, since)
-        for item in finished:
-            if item.id not in reported:
-                reported.add(item.id)
-                yield self._event(f"item.{item.status}", _item_data(job.id, item))
+        fresh = [item for item in finished if item.id not in reported]
+        reported.update(item.id for item in fresh)
+        return [self._event(f"item.{item.status}", _item_data(job.id, item)) for item in fresh]
 
     async def results(self, job: JobRow) -> JobResults:
         """The job with every item, as ``GET /v1/jobs/{id}/results`` shows them."""
