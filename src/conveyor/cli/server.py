@@ -55,6 +55,7 @@ def serve(
     import uvicorn
 
     from conveyor.app import create_app
+    from conveyor.cli.banner import announce
 
     setup_logging()
     updates: dict[str, Any] = {}
@@ -74,7 +75,7 @@ def serve(
             code=2,
         )
     uvicorn.run(
-        create_app(settings, workers=not no_workers, migrate=False),
+        announce(create_app(settings, workers=not no_workers, migrate=False)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
