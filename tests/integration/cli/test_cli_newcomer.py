@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 
 from conveyor.app import create_app
 from conveyor.cli import app as cli
-from conveyor.cli.banner import announce, banner_lines, models_line
 from conveyor.config import get_settings
 from conveyor.core.db import standalone_engine
 from tests.integration.conftest import fast_settings
@@ -270,6 +269,8 @@ def test_tables_keep_ids_whole_and_brackets_and_flags_read_as_flags(
 
 
 def test_serve_banner_says_where_how_and_which_models(env: Env, tmp_path: Path) -> None:
+    from conveyor.cli.banner import announce, banner_lines, models_line
+
     database = databases.fresh_sqlite_url(
         databases.sqlite_template(tmp_path / "template"), tmp_path
     )
