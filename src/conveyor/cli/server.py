@@ -138,5 +138,4 @@ def sim(
             sim_config = SimConfig.model_validate(yaml.safe_load(config.read_text()) or {})
         except (OSError, ValueError) as exc:
             raise fail(f"cannot use {config}: {exc}") from exc
-    console.print(f"simulator on http://{host}:{port} (control: /_sim)")
     run_simulator(host, port, sim_config)
