@@ -14,9 +14,11 @@ import httpx
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from conveyor.client import ApiError, Conveyor
 from conveyor.config import Settings, get_settings
@@ -52,7 +54,7 @@ UrlOption = Annotated[
     typer.Option(
         "--url",
         envvar="CONVEYOR_URL",
-        help="Server base URL [default: http://CONVEYOR_HOST:CONVEYOR_PORT, as `serve` binds]",
+        help="Server base URL (default: where `conveyor serve` listens, http://CONVEYOR_HOST:CONVEYOR_PORT)",
     ),
 ]
 KeyOption = Annotated[str | None, typer.Option("--key", envvar="CONVEYOR_API_KEY", help="API key")]
@@ -66,7 +68,8 @@ def setup_logging() -> None:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    # The message is text, not markup: a model title or path may hold brackets.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -143,7 +146,11 @@ def with_admin_database(settings: Settings, work: Callable[[Database], Awaitable
     missing = (
         sqlite_file is not None and sqlite_file != ":memory:" and not Path(sqlite_file).exists()
     )
-    if missing or not asyncio.run(_has_schema(settings)):
+    try:
+        empty = missing or not asyncio.run(_has_schema(settings))
+    except (OSError, SQLAlchemyError) as exc:
+        raise fail(f"cannot open the database {database_name(settings)}: {exc}") from exc
+    if empty:
         raise fail(
             f"the database {database_name(settings)} "
             + ("does not exist" if missing else "has no Conveyor schema")

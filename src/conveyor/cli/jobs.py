@@ -121,6 +121,7 @@ def submit(
         list[Path] | None,
         typer.Argument(
             help="More files to upload, as with --file (so `--file a.jpg b.jpg` works)",
+            metavar="FILES",
             show_default=False,
         ),
     ] = None,

@@ -157,6 +157,9 @@ def test_first_key_ends_open_mode_and_revoke_takes_what_list_shows(
     code, out = run(env, "keys", "revoke", third)  # the whole key, pasted
     assert code == 0, out
     assert f"revoked {third[:12]}… of client ops" in out
+    code, out = run(env, "keys", "revoke", "cvk_[x]")
+    assert code == 1
+    assert "no active key with id or prefix 'cvk_[x]'" in out  # errors are not markup
     code, out = run(env, "keys", "list")
     assert len(re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", out)) == 6
 
