@@ -28,6 +28,9 @@ from conveyor.cli.app import (
 from conveyor.cli.outputs import ItemInput, failure_lines, file_input, listed_input, unpack
 from conveyor.client import Conveyor
 
+# Each failed item gets a line, up to this many: a big batch's reasons are in `jobs show`.
+FAILURES_SHOWN = 50
+
 
 @jobs_app.command("list")
 def jobs_list(
@@ -110,8 +113,15 @@ def _report(
         f"{p['failed']} failed, {p['cancelled']} cancelled",
         highlight=False,
     )
-    for line in failure_lines(items, inputs):
+    failures = failure_lines(items, inputs)
+    for line in failures[:FAILURES_SHOWN]:
         console.print(f"  {line}", highlight=False, markup=False)
+    if len(failures) > FAILURES_SHOWN:
+        console.print(
+            f"  … and {len(failures) - FAILURES_SHOWN} more: conveyor jobs show {job['id']}",
+            highlight=False,
+            markup=False,
+        )
     console.print(f"results: {url}/v1/jobs/{job['id']}/results", highlight=False)
 
 
