@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.stamp-dev
 STAMP_BENCH := $(VENV)/.stamp-bench
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: serve test lint format typecheck bench system-deps clean
+.PHONY: serve test lint format typecheck bench piper system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ $(STAMP_BENCH): $(STAMP_DEV) pyproject.toml
 ## Benchmarks (not tests): numbers go to bench/RESULTS.md. BENCH_ARGS="peer --quick" etc.
 bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## The GPL neural voice (piper extra) in the same venv; -e keeps the install editable.
+piper: $(STAMP_RUN)
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[piper]'
 
 ## Debian packages the local engines call (speech, OCR, translation), and the browser the
 ## console's tests drive (chromium, with a font for screenshots). Needs root.

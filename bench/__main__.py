@@ -19,14 +19,23 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench._results import (
-    MODULES,
-    RESULTS_PATH,
-    database_versions,
-    section,
-    shell_command,
-    write_sections,
+EXTRAS_HINT = (
+    "python -m bench needs the dev and bench extras ({missing} is not installed): run "
+    "`make bench`, or once `.venv/bin/pip install -e '.[dev,bench]'` in the venv `make serve` "
+    "made, then `.venv/bin/python -m bench ...` from the repository's root"
 )
+
+try:
+    from bench._results import (
+        MODULES,
+        RESULTS_PATH,
+        database_versions,
+        section,
+        shell_command,
+        write_sections,
+    )
+except ModuleNotFoundError as missing_extra:  # the runtime venv has no psutil
+    sys.exit(EXTRAS_HINT.format(missing=missing_extra.name))
 
 Main = Callable[[list[str] | None], str]
 

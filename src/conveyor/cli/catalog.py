@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.app import (
     KeyOption,
@@ -20,15 +19,16 @@ from conveyor.cli.app import (
     models_app,
     parse_options,
     print_json,
+    print_table,
     providers_app,
-    with_database,
+    with_admin_database,
 )
 from conveyor.config import get_settings
 
 
 @models_app.command("list")
 def models_list(
-    url: UrlOption = "http://127.0.0.1:8000",
+    url: UrlOption = None,
     key: KeyOption = None,
     kind: Annotated[str | None, typer.Option(help="image, video, audio, text, vision…")] = None,
 ) -> None:
@@ -37,42 +37,46 @@ def models_list(
     with api_client(url, key) as api:
         params = {"kind": kind} if kind else {}
         models = call(api.request_json, "GET", "/v1/models", params=params)
-    table = Table("id", "provider", "kind", "title", "available")
+    rows = []
     for model in models:
         status = "yes" if model["available"] else f"no: {model['unavailable_reason']}"
         if model.get("simulated"):
             status += " (simulated)"
-        table.add_row(model["id"], model["provider"], model["kind"], model["title"], status)
-    console.print(table)
+        rows.append((model["id"], model["provider"], model["kind"], model["title"], status))
+    print_table(("id", "provider", "kind", "title", "available"), rows)
 
 
 @models_app.command("show")
-def models_show(
-    model_id: str, url: UrlOption = "http://127.0.0.1:8000", key: KeyOption = None
-) -> None:
+def models_show(model_id: str, url: UrlOption = None, key: KeyOption = None) -> None:
     """One model's catalogue entry (defaults, inputs, pros and cons)."""
     with api_client(url, key) as api:
         print_json(call(api.request_json, "GET", f"/v1/models/{model_id}"))
 
 
 @providers_app.command("list")
-def providers_list(url: UrlOption = "http://127.0.0.1:8000", key: KeyOption = None) -> None:
+def providers_list(url: UrlOption = None, key: KeyOption = None) -> None:
     """Providers with their models and health (circuit, in flight, error rate)."""
     with api_client(url, key) as api:
         providers = call(api.request_json, "GET", "/v1/providers")
-    table = Table("name", "type", "models", "available", "circuit", "in flight", "error rate")
+    rows = []
     for p in providers:
         health = p.get("health") or {}
-        table.add_row(
-            p["name"],
-            p["type"] + (" (simulated)" if p["simulated"] else ""),
-            str(len(p["models"])),
-            f"{len(p['available_models'])}/{len(p['models'])}",
-            str(health.get("circuit", "")),
-            str(health.get("in_flight", "")),
-            f"{health['error_rate']:.0%}" if "error_rate" in health else "",
+        rows.append(
+            (
+                p["name"],
+                p["type"] + (" (simulated)" if p["simulated"] else ""),
+                len(p["models"]),
+                f"{len(p['available_models'])}/{len(p['models'])}",
+                health.get("circuit", ""),
+                health.get("in_flight", ""),
+                f"{health['error_rate']:.0%}" if "error_rate" in health else "",
+            )
         )
-    console.print(table)
+    print_table(
+        ("name", "type", "models", "available", "circuit", "in flight", "error rate"),
+        rows,
+        whole=("name",),
+    )
 
 
 @providers_app.command("add")
@@ -107,7 +111,7 @@ def providers_add(
             )
 
     try:
-        created = with_database(get_settings(), save)
+        created = with_admin_database(get_settings(), save)
     except ConveyorError as exc:
         raise fail(exc.message) from exc
     verb = "added" if created else "replaced"
@@ -130,7 +134,7 @@ def providers_remove(name: Annotated[str, typer.Argument(help="Provider name")])
             return await repository.delete_spec(conn, name)
 
     shipped = {s.name for s in read_specs()}
-    if not with_database(get_settings(), delete):
+    if not with_admin_database(get_settings(), delete):
         if name in shipped:
             raise fail(f"{name} is shipped with Conveyor and cannot be removed")
         raise fail(f"no stored provider {name!r}")
@@ -145,7 +149,7 @@ def providers_test(
     input: Annotated[
         list[str] | None, typer.Option("--input", "-i", help="Model input NAME=VALUE")
     ] = None,
-    url: UrlOption = "http://127.0.0.1:8000",
+    url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
     """One real round trip through a provider: submit, poll, store the result."""
@@ -156,7 +160,13 @@ def providers_test(
         result = call(
             api.request_json, "POST", f"/v1/providers/{name}/test", json=body, timeout=330
         )
+    if result.get("simulated"):
+        err.print(
+            f"[yellow]simulated:[/yellow] the provider simulator answered, not {name} itself "
+            "(CONVEYOR_SIMULATE is on); this shows the wiring works, not that a real key does",
+            highlight=False,
+        )
     if result["status"] != "completed":
         raise fail(result["message"])
     output = json.dumps(result["output"])[:300]
-    console.print(f"{result['message']}: {output}")
+    console.print(f"{result['message']}: {output}", highlight=False, markup=False)

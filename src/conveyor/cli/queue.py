@@ -6,13 +6,13 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.app import (
     console,
     fail,
+    print_table,
     queue_app,
-    with_database,
+    with_admin_database,
 )
 from conveyor.config import get_settings
 
@@ -29,13 +29,11 @@ def queue_dead(limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> Non
             repo = QueueRepository(db.dialect, SystemClock())
             return await repo.list_tasks(conn, status="dead", limit=limit)
 
-    table = Table("id", "handler", "attempts", "payload", "last error")
-    for task in with_database(get_settings(), dead):
+    rows = []
+    for task in with_admin_database(get_settings(), dead):
         error = (task.last_error or "").splitlines()[0][:80] if task.last_error else ""
-        table.add_row(
-            str(task.id), task.handler, str(task.attempts), json.dumps(task.payload), error
-        )
-    console.print(table)
+        rows.append((task.id, task.handler, task.attempts, json.dumps(task.payload), error))
+    print_table(("id", "handler", "attempts", "payload", "last error"), rows)
 
 
 @queue_app.command("requeue")
@@ -49,6 +47,6 @@ def queue_requeue(task_id: int) -> None:
         async with db.write() as conn:
             return await QueueRepository(db.dialect, SystemClock()).requeue(conn, task_id)
 
-    if not with_database(get_settings(), requeue):
+    if not with_admin_database(get_settings(), requeue):
         raise fail(f"task {task_id} is not a dead task")
     console.print(f"task {task_id} queued again")

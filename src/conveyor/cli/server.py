@@ -55,6 +55,7 @@ def serve(
     import uvicorn
 
     from conveyor.app import create_app
+    from conveyor.cli.banner import announce
 
     setup_logging()
     updates: dict[str, Any] = {}
@@ -74,7 +75,7 @@ def serve(
             code=2,
         )
     uvicorn.run(
-        create_app(settings, workers=not no_workers, migrate=False),
+        announce(create_app(settings, workers=not no_workers, migrate=False)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -137,5 +138,4 @@ def sim(
             sim_config = SimConfig.model_validate(yaml.safe_load(config.read_text()) or {})
         except (OSError, ValueError) as exc:
             raise fail(f"cannot use {config}: {exc}") from exc
-    console.print(f"simulator on http://{host}:{port} (control: /_sim)")
     run_simulator(host, port, sim_config)

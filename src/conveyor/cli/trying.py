@@ -57,7 +57,7 @@ def try_image(
     config: ConfigOption = None,
     out: OutDir = Path("."),
     timeout: Timeout = 900.0,
-    url: UrlOption = "http://127.0.0.1:8000",
+    url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
     """Generate an image into a box and save it."""
@@ -78,7 +78,7 @@ def try_video(
     config: ConfigOption = None,
     out: OutDir = Path("."),
     timeout: Timeout = 900.0,
-    url: UrlOption = "http://127.0.0.1:8000",
+    url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
     """Upload an image and animate it with a video model (img2vid); save the video."""

@@ -52,6 +52,7 @@ class SyncCaller:
     """Sends ``Call`` values over an ``httpx.Client``; ``with`` closes its connections."""
 
     def __init__(self, http: httpx.Client) -> None:
+        """Send over ``http``, which this caller closes."""
         self._http = http
 
     def __enter__(self) -> Self:
@@ -84,6 +85,7 @@ class AsyncCaller:
     """Sends ``Call`` values over an ``httpx.AsyncClient``; ``async with`` closes it."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
+        """Send over ``http``, which this caller closes."""
         self._http = http
 
     async def __aenter__(self) -> Self:

@@ -28,6 +28,8 @@ class DescriptionsError(Exception):
     def __init__(
         self, status: int, text: str, body: Any = None, *, message: str | None = None
     ) -> None:
+        """The answer ``status`` with its ``text`` and parsed ``body``; ``message`` replaces
+        the seed's ``API Error: <status> - <text>`` wording."""
         super().__init__(message or f"API Error: {status} - {text}")
         self.status = status
         self.body = body
@@ -37,6 +39,7 @@ class DescriptionsTimeout(DescriptionsError):
     """A sync request not done within the server's wait; the job goes on as ``job_id``."""
 
     def __init__(self, status: int, text: str, body: Any, job_id: str) -> None:
+        """The late answer, with the ``job_id`` to follow the work by."""
         super().__init__(status, text, body)
         self.job_id = job_id
 

@@ -28,6 +28,7 @@ class ApiError(Exception):
     """An error answer: the HTTP ``status``, the server's ``code`` and ``message``, the body."""
 
     def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        """The error answer ``status`` with the server's ``code``, ``message`` and body."""
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
@@ -164,9 +165,27 @@ class SseParser:
         return None
 
 
+PROGRESS_COUNTS = ("total", "completed", "failed", "cancelled", "pending")
+PROGRESS_KEYS = ("job_id", "status", *PROGRESS_COUNTS, "percent")
+"""The keys of every dict ``wait`` passes to ``on_progress``, always all of them."""
+
+
+def progress_report(job_id: str, status: str, counts: Mapping[str, Any]) -> dict[str, Any]:
+    """The one shape ``on_progress`` gets, whichever answer it came from: the keys of
+    ``PROGRESS_KEYS`` and no others (a server that sends more or fewer changes nothing)."""
+    report: dict[str, Any] = {"job_id": job_id, "status": status}
+    report.update({name: int(counts.get(name) or 0) for name in PROGRESS_COUNTS})
+    total, done = report["total"], report["total"] - report["pending"]
+    percent = counts.get("percent")
+    report["percent"] = float(
+        percent if percent is not None else (100 * done / total if total else 0)
+    )
+    return report
+
+
 def job_progress(job: Mapping[str, Any]) -> dict[str, Any]:
     """A job as ``wait`` reports it: its id, status and progress counts in one flat dict."""
-    return {"job_id": job["id"], "status": job["status"], **job["progress"]}
+    return progress_report(str(job["id"]), str(job["status"]), job.get("progress") or {})
 
 
 class WaitRule:
@@ -210,7 +229,7 @@ class WaitRule:
     def event(self, event: str, data: dict[str, Any]) -> dict[str, Any] | None:
         """One event of the stream; returns the job once it has finished."""
         if event == "progress":
-            self._report(dict(data))
+            self._report(progress_report(self.job_id, str(data.get("status", "")), data))
         elif event in ("job", "finished"):
             self._report(job_progress(data))
         return data if event == "finished" else None

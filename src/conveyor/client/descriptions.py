@@ -73,6 +73,10 @@ class DescriptionsClient(_calls.SyncCaller):
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """A client of the seed-000 API at ``base_url``: ``shared_key`` signs requests,
+        ``client_name`` (the ``X-Client`` header) is needed by the calls that list or
+        cancel a client's batches. ``timeout`` is per request, in seconds; ``transport``
+        replaces the network (``httpx.MockTransport`` in tests)."""
         self._signer = calls.Signer(shared_key, client_name)
         super().__init__(
             httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
@@ -160,6 +164,10 @@ class AsyncDescriptionsClient(_calls.AsyncCaller):
         timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """A client of the seed-000 API at ``base_url``: ``shared_key`` signs requests,
+        ``client_name`` (the ``X-Client`` header) is needed by the calls that list or
+        cancel a client's batches. ``timeout`` is per request, in seconds; ``transport``
+        replaces the network (``httpx.MockTransport`` in tests)."""
         self._signer = calls.Signer(shared_key, client_name)
         super().__init__(
             httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)

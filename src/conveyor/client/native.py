@@ -46,6 +46,9 @@ class Conveyor(_calls.SyncCaller):
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """A client of the server at ``base_url``, sending ``api_key`` as a Bearer token
+        (none: open mode, on a server with no key yet). ``timeout`` is per request, in
+        seconds; ``transport`` replaces the network (``httpx.MockTransport`` in tests)."""
         super().__init__(
             httpx.Client(
                 base_url=base_url.rstrip("/"),
@@ -103,11 +106,13 @@ class Conveyor(_calls.SyncCaller):
         return self._send(calls.results(job_id))
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel what has not finished yet; returns the job."""
+        """Cancel what has not finished yet (finished items keep their results); returns
+        the job."""
         return self._send(calls.cancel(job_id))
 
     def retry(self, job_id: str) -> dict[str, Any]:
-        """Run the job's failed items again; returns the job."""
+        """Run the job's failed items again (cancelled ones too, on a server that retries
+        them): ``{"job", "retried"}``, the job and how many items run again."""
         return self._send(calls.retry(job_id))
 
     def upload(self, path: str | Path) -> dict[str, Any]:
@@ -181,6 +186,9 @@ class AsyncConveyor(_calls.AsyncCaller):
         timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """A client of the server at ``base_url``, sending ``api_key`` as a Bearer token
+        (none: open mode, on a server with no key yet). ``timeout`` is per request, in
+        seconds; ``transport`` replaces the network (``httpx.MockTransport`` in tests)."""
         super().__init__(
             httpx.AsyncClient(
                 base_url=base_url.rstrip("/"),
@@ -238,11 +246,13 @@ class AsyncConveyor(_calls.AsyncCaller):
         return await self._send(calls.results(job_id))
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel what has not finished yet; returns the job."""
+        """Cancel what has not finished yet (finished items keep their results); returns
+        the job."""
         return await self._send(calls.cancel(job_id))
 
     async def retry(self, job_id: str) -> dict[str, Any]:
-        """Run the job's failed items again; returns the job."""
+        """Run the job's failed items again (cancelled ones too, on a server that retries
+        them): ``{"job", "retried"}``, the job and how many items run again."""
         return await self._send(calls.retry(job_id))
 
     async def upload(self, path: str | Path) -> dict[str, Any]:

@@ -119,6 +119,7 @@ async def _index(request: web.Request) -> web.Response:
             "base_urls": describe_base_urls(here),
             "stands_for": PROVIDER_ORIGINS,
             "control": {
+                "index": f"{here}{_CONTROL}",
                 "config": f"{here}{_CONTROL}/config",
                 "reset": f"{here}{_CONTROL}/reset",
                 "counters": f"{here}{_CONTROL}/counters",
@@ -151,6 +152,8 @@ def create_sim_app(
     # Chat requests carry base64 images; allow bodies as large as providers do.
     app = web.Application(middlewares=[_errors_and_wrong_endpoints], client_max_size=64 * 2**20)
     app[SIM_STATE] = SimState(config or SimConfig(), clock=clock or SystemClock())
+    # The index at the root too: the first URL a person opens after `conveyor sim`.
+    app.router.add_get("/", _index)
     app.router.add_get(f"{_CONTROL}", _index)
     app.router.add_get(f"{_CONTROL}/config", _get_config)
     app.router.add_post(f"{_CONTROL}/config", _patch_config)

@@ -189,15 +189,25 @@ class SimulatorThread:
         self.stop()
 
 
+def startup_lines(host: str, port: int) -> list[str]:
+    """What ``conveyor sim`` prints: real URLs for the index, the control API and each
+    protocol (a wildcard bind is no address to open: the loopback one reaches it)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    origin = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    lines = [
+        f"Conveyor provider simulator on {origin}/ (control: {origin}/_sim/config, "
+        f"{origin}/_sim/counters, {origin}/_sim/reset)"
+    ]
+    for protocol, url in describe_base_urls(origin).items():
+        lines.append(f"  {protocol:<10} {url:<40} stands for {PROVIDER_ORIGINS[protocol]}")
+    return lines
+
+
 def run_simulator(
     host: str = "127.0.0.1", port: int = DEFAULT_PORT, config: SimConfig | None = None
 ) -> None:
     """Serve until interrupted (``conveyor sim``); prints where each protocol lives."""
-    origin = f"http://{host}:{port}"
-    lines = [f"Conveyor provider simulator on {origin} (control: {origin}/_sim)"]
-    for protocol, url in describe_base_urls(origin).items():
-        lines.append(f"  {protocol:<10} {url:<40} stands for {PROVIDER_ORIGINS[protocol]}")
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    print("\n".join(startup_lines(host, port)), file=sys.stderr, flush=True)
     web.run_app(
         create_sim_app(config),
         host=host,

@@ -78,8 +78,16 @@ def test_cli_round_trip(env: dict[str, str], tmp_path: Path) -> None:
         )
         assert code == 0, out
         assert "2 completed, 0 failed" in out
-        assert list(out_dir.glob("job-*.zip"))
         job_id = out.split("job ")[1].split()[0]
+        # Each output under its input's name (items by their place), mapped in results.json.
+        assert sorted(p.name for p in out_dir.iterdir()) == [
+            "item-1.txt",
+            "item-2.txt",
+            "results.json",
+        ]
+        mapping = json.loads((out_dir / "results.json").read_text())["inputs"]
+        assert mapping["items.json[1]"]["outputs"] == ["item-2.txt"]
+        assert mapping["items.json[1]"]["text"] == "echo two"
 
         code, out = _run(remote, "jobs", "list")
         assert job_id[:8] in out
@@ -94,6 +102,7 @@ def test_cli_round_trip(env: dict[str, str], tmp_path: Path) -> None:
         code, out = _run(remote, "providers", "test", "acme")
         assert code == 0, out
         assert "acme/painter works" in out
+        assert "simulated: the provider simulator answered, not acme itself" in out
 
         code, out = _run({**remote, "CONVEYOR_API_KEY": "cvk_wrong"}, "jobs", "list")
         assert code == 1
@@ -101,7 +110,7 @@ def test_cli_round_trip(env: dict[str, str], tmp_path: Path) -> None:
 
     code, out = _run({**env, "CONVEYOR_URL": "http://127.0.0.1:9"}, "jobs", "list")
     assert code == 1
-    assert "cannot reach the server" in out
+    assert "cannot reach the server at http://127.0.0.1:9" in out
 
     code, out = _run(env, "keys", "revoke", key[:12])
     assert code == 0, out

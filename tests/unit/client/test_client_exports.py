@@ -53,3 +53,22 @@ def test_the_package_offers_every_client_and_error() -> None:
         module = importlib.import_module(name)
         classes = {item for item in module.__all__ if inspect.isclass(getattr(module, item))}
         assert classes - set(conveyor.client.__all__) == set(), name
+
+
+def test_every_public_method_of_the_sdk_says_what_it_does() -> None:
+    """Each exported class's own methods, its constructor and what it inherits from the
+    SDK (``close``, ``aclose``) carry a docstring of their own, not a parent's."""
+    undocumented = []
+    for name in conveyor.client.__all__:
+        exported = getattr(conveyor.client, name)
+        if not inspect.isclass(exported):
+            continue
+        assert exported.__doc__, name
+        for klass in exported.__mro__:
+            if not klass.__module__.startswith("conveyor.client"):
+                continue
+            for attribute, member in vars(klass).items():
+                public = not attribute.startswith("_") or attribute == "__init__"
+                if public and inspect.isfunction(member) and not member.__doc__:
+                    undocumented.append(f"{name}.{attribute}")
+    assert undocumented == []

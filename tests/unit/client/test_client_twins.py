@@ -313,3 +313,21 @@ async def test_wait_gives_up_at_its_timeout() -> None:
     async with AsyncConveyor(BASE, transport=httpx.MockTransport(server)) as client:
         with pytest.raises(TimeoutError, match="job-stuck not finished after 0 s"):
             await client.wait("job-stuck", timeout=0, poll_interval=0)
+
+
+def test_on_progress_gets_one_shape_whatever_the_server_sends() -> None:
+    from conveyor.client._native_calls import PROGRESS_KEYS as KEYS
+    from conveyor.client._native_calls import WaitRule
+
+    reports: list[dict[str, Any]] = []
+    rule = WaitRule("job-1", timeout=None, poll_interval=0, on_progress=reports.append)
+    counts = {"total": 4, "completed": 1, "failed": 0, "cancelled": 0, "pending": 3}
+    # A progress event with a field this SDK does not know, and one without `percent`.
+    rule.event("progress", {"job_id": "job-1", "status": "processing", **counts, "retried": 2})
+    rule.event("progress", {"job_id": "job-1", "status": "processing", **counts, "pending": 2})
+    # A job snapshot (`job`, `finished`, a poll) with more than progress in it.
+    job = {"id": "job-1", "status": "completed", "cost": {"amount": 1}, "error_summary": None}
+    rule.polled({**job, "progress": {**counts, "completed": 4, "pending": 0, "percent": 100}})
+    assert [tuple(report) for report in reports] == [KEYS, KEYS, KEYS]
+    assert [report["percent"] for report in reports] == [25.0, 50.0, 100.0]
+    assert all(isinstance(report["percent"], float) for report in reports)

@@ -135,4 +135,4 @@ def test_missing_piper_extra_is_unavailable_with_the_install_command(
     monkeypatch.setitem(sys.modules, "piper", None)
     with pytest.raises(EngineUnavailable) as caught:
         load_piper()
-    assert caught.value.enable_with == "pip install '.[piper]'"
+    assert caught.value.enable_with == "pip install -e '.[piper]'"

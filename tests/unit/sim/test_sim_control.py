@@ -107,11 +107,25 @@ async def test_index_lists_base_urls(sim: RunningSimulator, http: aiohttp.Client
     assert index["base_urls"]["fal"] == f"{sim.base_url}/fal"
     assert index["stands_for"]["openai"] == "https://api.openai.com"
     assert index["control"] == {
+        "index": f"{sim.base_url}/_sim",
         "config": f"{sim.base_url}/_sim/config",
         "reset": f"{sim.base_url}/_sim/reset",
         "counters": f"{sim.base_url}/_sim/counters",
         "callbacks": f"{sim.base_url}/_sim/callbacks",
     }
+    async with http.get(f"{sim.base_url}/") as response:
+        assert response.status == 200
+        assert await response.json() == index  # the first URL a person opens
+
+
+def test_startup_lines_name_urls_that_open() -> None:
+    from conveyor.sim.server import startup_lines
+
+    lines = startup_lines("0.0.0.0", 8123)  # noqa: S104
+    assert lines[0].startswith("Conveyor provider simulator on http://127.0.0.1:8123/ ")
+    assert "http://127.0.0.1:8123/_sim/config" in lines[0]
+    assert any("http://127.0.0.1:8123/genapi" in line for line in lines[1:])
+    assert "0.0.0.0" not in "\n".join(lines)  # noqa: S104
 
 
 async def test_429_bursts_follow_the_every_burst_pattern_with_retry_after(

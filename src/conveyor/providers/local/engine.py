@@ -34,7 +34,7 @@ from conveyor.providers.errors import (
 SYSTEM_DEPS_HINT = (
     "run `make system-deps` (Debian packages: espeak-ng, tesseract-ocr, apertium, ffmpeg)"
 )
-PIPER_HINT = "pip install '.[piper]'"
+PIPER_HINT = "pip install -e '.[piper]'"
 
 
 class EngineInputError(PermanentProviderError):
