@@ -356,6 +356,7 @@ async def open_runtime(
         events,
         max_items=settings.max_items_per_job,
         simulated=settings.simulate,
+        webhook_fetcher=webhook_fetcher,
     )
     items = ItemService(clock, queue, events)
     streams = JobStreams(db, clock, events, assets)

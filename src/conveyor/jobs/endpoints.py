@@ -62,6 +62,7 @@ async def create_job(
     settings: SettingsDep,
 ) -> JobOut:
     submission = jobs.prepare(body)
+    await jobs.check_webhook(submission)
     async with db.write() as conn:
         created = await jobs.create(conn, client, submission)
     job = created.job

@@ -30,6 +30,8 @@ from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import ITEM_PENDING, JOB_ACTIVE, JOB_FAILED, JOB_PENDING, ItemRow, JobRow
 from conveyor.jobs.schemas import JobCreate, decode_cursor, encode_cursor, progress_event
 from conveyor.jobs.tasks import run_item_tasks, webhook_task
+from conveyor.net.destinations import check_callback_url
+from conveyor.net.fetcher import SafeFetcher
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository
 from conveyor.recipes.base import RecipeRegistry
@@ -75,6 +77,7 @@ class JobService:
         *,
         max_items: int,
         simulated: bool = False,
+        webhook_fetcher: SafeFetcher | None = None,
     ) -> None:
         self.clock = clock
         self.queue = queue
@@ -84,6 +87,7 @@ class JobService:
         self.events = events
         self.max_items = max_items
         self.simulated = simulated
+        self.webhook_fetcher = webhook_fetcher
 
     # -- creating ----------------------------------------------------------------------
 
@@ -120,6 +124,13 @@ class JobService:
             source=source,
             asset_ids=tuple(asset_ids),
         )
+
+    async def check_webhook(self, submission: JobSubmission) -> None:
+        """Refuse (422) a webhook URL its delivery would refuse; before any transaction."""
+        if submission.webhook_url and self.webhook_fetcher is not None:
+            await check_callback_url(
+                self.webhook_fetcher, submission.webhook_url, field="webhook_url"
+            )
 
     def _check_models(self, model_ids: list[str]) -> None:
         unknown = [m for m in model_ids if m not in self.models]
