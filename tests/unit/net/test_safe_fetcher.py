@@ -418,7 +418,7 @@ def test_the_public_surface_is_what_all_lists() -> None:
     import conveyor.net as net
 
     exported = {name for name in dir(net) if not name.startswith("_")}
-    modules = {"errors", "fetcher", "policy", "resolver", "annotations"}
+    modules = {"destinations", "errors", "fetcher", "policy", "resolver", "annotations"}
     assert set(net.__all__) == exported - modules
 
 
