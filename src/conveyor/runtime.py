@@ -358,6 +358,7 @@ async def open_runtime(
         simulated=settings.simulate,
         urls=fetcher,
         url_policy=policy,
+        webhook_fetcher=webhook_fetcher,
     )
     items = ItemService(clock, queue, events)
     streams = JobStreams(db, clock, events, assets)

@@ -54,8 +54,8 @@ def postgres_unavailable_reason() -> str | None:
     return asyncio.run(_postgres_answers(POSTGRES_URL))
 
 
-def create_postgres_database() -> str:
-    """Create and migrate a private database; returns its URL."""
+def create_postgres_database(*, migrate: bool = True) -> str:
+    """Create a private database (migrated unless told not to); returns its URL."""
     name = f"conveyor_test_{uuid.uuid4().hex[:10]}"
 
     async def create() -> None:
@@ -69,7 +69,8 @@ def create_postgres_database() -> str:
 
     asyncio.run(create())
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
+    if migrate:
+        upgrade(url)
     return url
 
 

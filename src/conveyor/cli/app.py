@@ -108,9 +108,13 @@ def migrate_database(settings: Settings) -> None:
     upgrade(settings.resolved_database_url)
 
 
-def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Migrate, then open the database for one piece of admin work and close it again."""
-    migrate_database(settings)
+def with_database(
+    settings: Settings, work: Callable[[Database], Awaitable[T]], *, migrate: bool = True
+) -> T:
+    """Migrate (unless the caller just did), then open the database for one piece of admin
+    work and close it again."""
+    if migrate:
+        migrate_database(settings)
 
     async def run() -> T:
         from conveyor.core.db import Database

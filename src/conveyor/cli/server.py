@@ -32,7 +32,7 @@ async def _has_active_keys(db: Database) -> bool:
 
 @app.command()
 def migrate() -> None:
-    """Apply database migrations (also done by `serve` at start-up)."""
+    """Apply database migrations (also done by `serve` and `worker` at start-up)."""
     setup_logging()
     settings = get_settings()
     migrate_database(settings)
@@ -68,7 +68,12 @@ def serve(
     if insecure:
         updates["insecure"] = True
     settings = get_settings().model_copy(update=updates)
-    if not settings.open_mode_allowed and not with_database(settings, _has_active_keys):
+    # Always, whatever the address: a fresh data directory or database gets its schema here
+    # (concurrent starts take turns, see conveyor.core.migrate).
+    migrate_database(settings)
+    if not settings.open_mode_allowed and not with_database(
+        settings, _has_active_keys, migrate=False
+    ):
         raise fail(
             f"refusing to listen on {settings.host} with no API key: anyone could use it. "
             "Create one with `conveyor keys create NAME`, bind 127.0.0.1, or pass --insecure.",
@@ -92,13 +97,15 @@ def serve(
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Tasks in flight at once")] = None,
 ) -> None:
-    """Run a worker only (claims work from the shared database)."""
+    """Run a worker only (claims work from the shared database); migrates it first, as
+    `serve` does, so workers and servers can start in any order."""
     from conveyor.runtime import open_runtime
 
     setup_logging()
     settings = get_settings()
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    migrate_database(settings)
 
     async def run() -> None:
         runtime = await open_runtime(settings)

@@ -71,6 +71,7 @@ async def create_job(
     settings: SettingsDep,
 ) -> JobOut | JSONResponse:
     submission = jobs.prepare(body)
+    await jobs.check_webhook(submission)
     await jobs.vet(submission)
     if body.dry_run:
         async with db.read() as conn:

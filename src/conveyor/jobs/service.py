@@ -42,6 +42,8 @@ from conveyor.jobs.inputs import (
 from conveyor.jobs.models import ITEM_PENDING, JOB_ACTIVE, JOB_FAILED, JOB_PENDING, ItemRow, JobRow
 from conveyor.jobs.schemas import JobCreate, decode_cursor, encode_cursor, progress_event
 from conveyor.jobs.tasks import run_item_tasks
+from conveyor.net.destinations import check_callback_url
+from conveyor.net.fetcher import SafeFetcher
 from conveyor.net.policy import UrlPolicy
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository
@@ -93,6 +95,7 @@ class JobService:
         simulated: bool = False,
         urls: UrlVetter | None = None,
         url_policy: UrlPolicy | None = None,
+        webhook_fetcher: SafeFetcher | None = None,
     ) -> None:
         self.clock = clock
         self.queue = queue
@@ -106,6 +109,7 @@ class JobService:
         # ``vet`` (the fetcher's policy, so what a provider gets is what we would fetch).
         self.urls = urls
         self.url_policy = url_policy or UrlPolicy()
+        self.webhook_fetcher = webhook_fetcher
 
     # -- creating ----------------------------------------------------------------------
 
@@ -173,6 +177,13 @@ class JobService:
         faults = await vet_urls(submission.files, self.urls)
         if faults:
             raise invalid_inputs(faults)
+
+    async def check_webhook(self, submission: JobSubmission) -> None:
+        """Refuse (422) a webhook URL its delivery would refuse; before any transaction."""
+        if submission.webhook_url and self.webhook_fetcher is not None:
+            await check_callback_url(
+                self.webhook_fetcher, submission.webhook_url, field="webhook_url"
+            )
 
     def _check_models(self, model_ids: list[str]) -> None:
         unknown = [m for m in model_ids if m not in self.models]

@@ -1,11 +1,17 @@
 """Alembic environment: the target URL comes from the config attribute set by
-``conveyor.core.migrate``; all domain tables are imported so autogenerate sees them."""
+``conveyor.core.migrate``; all domain tables are imported so autogenerate sees them.
+
+Several nodes may start at once against one fresh PostgreSQL database, each migrating: a
+session advisory lock makes them take turns, and whoever comes second reads the version
+the first one committed and has nothing left to do. (SQLite files are locked by
+``conveyor.core.migrate``.)"""
 
 from __future__ import annotations
 
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -13,6 +19,9 @@ from sqlalchemy.pool import NullPool
 from conveyor.core.schema import metadata
 
 config = context.config
+
+# pg_advisory_lock key: the first 8 bytes of sha256(b"conveyor.migrations"), as a signed int.
+MIGRATION_LOCK_KEY = 5148470235855615995
 
 
 def _run(connection: Connection) -> None:
@@ -30,8 +39,24 @@ async def _run_async(url: str) -> None:
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_run)
-            await connection.commit()
+            locking = connection.dialect.name == "postgresql"
+            if locking:
+                # Session-level and committed at once: the migration's own transaction
+                # starts after the lock is held, so it sees what an earlier holder committed.
+                await connection.execute(
+                    text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                await connection.commit()
+            try:
+                await connection.run_sync(_run)
+                await connection.commit()
+            finally:
+                if locking:
+                    await connection.rollback()
+                    await connection.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                    await connection.commit()
     finally:
         await engine.dispose()
 

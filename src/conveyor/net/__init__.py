@@ -2,11 +2,13 @@
 
 ``UrlPolicy`` says what may be fetched, ``SafeFetcher`` fetches it (resolving once,
 connecting to the vetted address, re-checking every redirect, streaming within a size
-limit), and ``net.errors`` is what it raises.
+limit), and ``net.errors`` is what it raises. ``check_callback_url`` vets a URL a client
+gives for Conveyor to call later (a webhook) when it is given.
 """
 
 from __future__ import annotations
 
+from conveyor.net.destinations import check_callback_url
 from conveyor.net.errors import (
     FetchError,
     FetchFailed,
@@ -36,5 +38,6 @@ __all__ = [
     "UrlPolicy",
     "UrlRefused",
     "address_problem",
+    "check_callback_url",
     "parse_ip_host",
 ]

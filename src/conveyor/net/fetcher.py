@@ -14,6 +14,11 @@ calls webhooks. Each hop of a request goes through the same steps:
    ``Location`` back to step 1, up to ``max_redirects`` hops. Headers the caller added
    (credentials, signatures) are sent only while the hops stay on the first origin.
 
+A failure to fetch from an internal address (one only an operator's exception lets
+through) reaches the caller as one sentence whatever went wrong (closed port, HTTP status,
+not HTTP at all, silence), with the detail in the server log: a client must not learn what
+answers on which internal port by reading error texts.
+
 The body is streamed: a ``Content-Length`` over the limit is refused before reading, and
 bytes are counted as they arrive, so an endless body costs at most the limit plus one
 chunk. The first bytes are sniffed (``content.sniff``) and checked against ``accept``
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -51,6 +57,8 @@ from conveyor.net.policy import IPAddress, Target, UrlPolicy
 from conveyor.net.resolver import Resolver, SystemResolver
 
 __all__ = ["FetchStream", "FetchedResponse", "SafeFetcher"]
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "Conveyor/0.1"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -206,10 +214,12 @@ class SafeFetcher:
         deadline = asyncio.timeout(self.policy.deadline)
         try:
             async with deadline:
-                response, target = await self._follow(url, method.upper(), data, headers)
+                response, target, internal = await self._follow(url, method.upper(), data, headers)
                 try:
-                    with _translated_errors(target.host):
-                        answer = await _open_body(response, target, limit, accept, chunk_size)
+                    with _hidden_if(internal, target.host), _translated_errors(target.host):
+                        answer = await _open_body(
+                            response, target, limit, accept, chunk_size, internal
+                        )
                     yield answer
                 finally:
                     # A fully read answer leaves a reusable connection; anything else (an
@@ -235,13 +245,30 @@ class SafeFetcher:
         self.policy.check_addresses(target, await self._resolve(target))
         return target
 
+    async def check_destination(self, url: str, *, lookup_timeout: float = 3.0) -> None:
+        """Vet a URL that will be fetched later (a webhook) as its first hop will be vetted,
+        without sending anything: raise ``UrlRefused`` if the policy refuses it or its name
+        does not exist or resolves to an address the policy refuses. A lookup that fails for
+        a passing reason (timeout, no DNS server) lets it through: the fetch checks again."""
+        target = self.policy.check_url(url)
+        if target.literal is not None or self.policy.allow_private or self.policy.excepts(target):
+            return  # check_url has judged the address, or no address would be judged
+        try:
+            addresses = await self._resolve(target, timeout=lookup_timeout)
+        except FetchFailed as exc:
+            if exc.retryable:
+                return
+            raise UrlRefused(exc.message) from exc
+        self.policy.check_addresses(target, addresses)
+
     async def _follow(
         self,
         url: str,
         method: str,
         data: bytes | None,
         headers: Mapping[str, str] | None,
-    ) -> tuple[aiohttp.ClientResponse, Target]:
+    ) -> tuple[aiohttp.ClientResponse, Target, bool]:
+        """The final answer, its target, and whether that target is an internal address."""
         current: str | URL = url
         origin: tuple[str, str, int] | None = None
         for _hop in range(self.policy.max_redirects + 1):
@@ -252,27 +279,30 @@ class SafeFetcher:
                 headers = None
             addresses = await self._resolve(target)
             self.policy.check_addresses(target, addresses)
-            response = await self._request(target, addresses, method, data, headers)
+            internal = self.policy.is_internal(target, addresses)
+            with _hidden_if(internal, target.host):
+                response = await self._request(target, addresses, method, data, headers)
             location = response.headers.get("Location")
             if response.status not in _REDIRECT_STATUSES or not location:
-                return response, target
+                return response, target, internal
             response.close()
             try:
                 current = target.url.join(URL(location))
             except (ValueError, TypeError) as exc:
-                raise FetchFailed(
-                    f"{target.host} redirected to a malformed URL", retryable=False
-                ) from exc
+                with _hidden_if(internal, target.host):
+                    raise FetchFailed(
+                        f"{target.host} redirected to a malformed URL", retryable=False
+                    ) from exc
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 # What browsers do: the redirected request is a plain GET.
                 method, data = "GET", None
         raise FetchFailed(f"more than {self.policy.max_redirects} redirects", retryable=False)
 
-    async def _resolve(self, target: Target) -> list[IPAddress]:
+    async def _resolve(self, target: Target, *, timeout: float | None = None) -> list[IPAddress]:
         if target.literal is not None:
             return [target.literal]
         try:
-            async with asyncio.timeout(self.policy.connect_timeout):
+            async with asyncio.timeout(timeout or self.policy.connect_timeout):
                 return await self._resolver.resolve(target.host, target.port)
         except TimeoutError as exc:
             raise FetchFailed(f"timed out looking up {target.host}", retryable=True) from exc
@@ -330,6 +360,7 @@ async def _open_body(
     limit: int,
     accept: Collection[str] | None,
     chunk_size: int,
+    internal: bool,
 ) -> FetchStream:
     status = response.status
     if status >= 400:
@@ -366,16 +397,16 @@ async def _open_body(
         headers=response.headers,
         mime=mime,
         head=head,
-        rest=_body_chunks(response, target.host, chunk_size),
+        rest=_body_chunks(response, target.host, chunk_size, internal),
         limit=limit,
         host=target.host,
     )
 
 
 async def _body_chunks(
-    response: aiohttp.ClientResponse, host: str, chunk_size: int
+    response: aiohttp.ClientResponse, host: str, chunk_size: int, internal: bool
 ) -> AsyncGenerator[bytes, None]:
-    with _translated_errors(host):
+    with _hidden_if(internal, host), _translated_errors(host):
         async for chunk in response.content.iter_chunked(chunk_size):
             yield chunk
 
@@ -441,6 +472,20 @@ def _mime_matches(pattern: str, mime: str) -> bool:
 
 def _too_large(source: str, limit: int) -> FetchTooLarge:
     return FetchTooLarge(f"{source} sends more than the limit of {limit:,} bytes", limit=limit)
+
+
+@contextmanager
+def _hidden_if(internal: bool, host: str) -> Iterator[None]:
+    """For an internal target, any ``FetchFailed`` as one sentence; the detail is logged."""
+    try:
+        yield
+    except FetchFailed as exc:
+        if not internal:
+            raise
+        log.warning("fetch from internal address %s failed: %s", host, exc.message)
+        raise FetchFailed(
+            f"could not fetch from {host}", retryable=exc.retryable, http_status=exc.http_status
+        ) from exc
 
 
 @contextmanager

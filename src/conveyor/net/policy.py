@@ -20,6 +20,9 @@ IPv4 embedded in IPv6 (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::
 judged by the IPv4 address inside. ``allow_private`` turns the address checks off (local
 development, tests); ``allowed_hosts`` and ``allowed_networks`` are an operator's narrow
 exceptions (an internal image store), everything else still has to be public.
+``allowed_endpoints`` is narrower still: one host *and port* each (the provider simulator
+in simulate mode), so allowing the simulator on 127.0.0.1 does not open the API's own port,
+the database's or any other service on that address.
 
 The fetcher connects to exactly the addresses checked here, so a name cannot resolve to a
 public address for the check and to a private one for the connection.
@@ -176,6 +179,9 @@ class UrlPolicy:
     # Operator exceptions: "images.internal" (exact) or ".internal" (any subdomain).
     allowed_hosts: frozenset[str] = frozenset()
     allowed_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Exactly these (host, port) pairs, even when private: host as ``Target.host`` spells
+    # it (a lower-case name, or the canonical IP).
+    allowed_endpoints: frozenset[tuple[str, int]] = frozenset()
     max_redirects: int = 5
     max_bytes: int = 25 * 1024 * 1024
     connect_timeout: float = 10.0
@@ -197,28 +203,29 @@ class UrlPolicy:
         object.__setattr__(self, "allowed_hosts", hosts)
         suffixes = tuple(h for h in hosts if h.startswith("."))
         object.__setattr__(self, "_host_suffixes", suffixes)
+        endpoints = frozenset(_endpoint(host, port) for host, port in self.allowed_endpoints)
+        object.__setattr__(self, "allowed_endpoints", endpoints)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UrlPolicy:
         """The policy the running service uses (``CONVEYOR_ALLOW_PRIVATE_URLS`` etc.).
 
-        In simulate mode the simulator's host is allowed too: its result URLs are local.
+        In simulate mode the simulator's host and port are allowed too (its result URLs are
+        local), and nothing else on that host.
         """
         hosts = {h.strip() for h in settings.allowed_fetch_hosts if h.strip()}
         networks = [ip_network(n.strip(), strict=False) for n in settings.allowed_fetch_networks]
+        endpoints: set[tuple[str, int]] = set()
         if settings.simulate:
-            sim_host = URL(settings.simulator_url).host or "127.0.0.1"
-            literal, _ = parse_ip_host(sim_host)
-            if literal is None:
-                hosts.add(sim_host)
-            else:
-                networks.append(ip_network(literal))
+            simulator = URL(settings.simulator_url)
+            endpoints.add((simulator.host or "127.0.0.1", simulator.port or 80))
         return cls(
             allow_private=settings.allow_private_urls,
             max_bytes=settings.fetch_max_bytes,
             deadline=settings.fetch_deadline,
             allowed_hosts=frozenset(hosts),
             allowed_networks=tuple(networks),
+            allowed_endpoints=frozenset(endpoints),
         )
 
     def check_url(self, url: str | URL) -> Target:
@@ -248,19 +255,23 @@ class UrlPolicy:
 
         literal, canonical = parse_ip_host(host)
         if literal is not None:
-            self._check_literal(host, literal, canonical=canonical)
+            if (str(literal), port) not in self.allowed_endpoints:
+                self._check_literal(host, literal, canonical=canonical)
             host = str(literal)
-        elif (host == "localhost" or host.endswith(".localhost")) and not (
-            self.allow_private or self._host_excepted(host)
+        target = Target(url=parsed.with_fragment(None), host=host, port=port, literal=literal)
+        if (
+            literal is None
+            and (host == "localhost" or host.endswith(".localhost"))
+            and not (self.allow_private or self.excepts(target))
         ):
             raise UrlRefused(f"{host} is a loopback name")
-        return Target(url=parsed.with_fragment(None), host=host, port=port, literal=literal)
+        return target
 
     def check_addresses(self, target: Target, addresses: Sequence[IPAddress]) -> None:
         """Refuse the target unless every address its host resolved to is allowed."""
         if not addresses:
             raise UrlRefused(f"{target.host} resolves to no address")
-        if self.allow_private or self._host_excepted(target.host):
+        if self.allow_private or self.excepts(target):
             return
         for ip in addresses:
             if (problem := self._problem(ip)) is not None:
@@ -280,8 +291,29 @@ class UrlPolicy:
             return None
         return address_problem(ip)
 
+    def is_internal(self, target: Target, addresses: Sequence[IPAddress]) -> bool:
+        """Whether a fetch of ``target`` reaches a non-public address that only an exception
+        (``allow_private``, an allowed host or network) lets through; an exactly allowed
+        endpoint is not counted, since nothing else on its host can be reached through it."""
+        if (target.host, target.port) in self.allowed_endpoints:
+            return False
+        return any(address_problem(ip) is not None for ip in addresses)
+
+    def excepts(self, target: Target) -> bool:
+        """Whether ``target`` is exempt from the address checks by name or by endpoint."""
+        return (target.host, target.port) in self.allowed_endpoints or self._host_excepted(
+            target.host
+        )
+
     def _host_excepted(self, host: str) -> bool:
         return host in self.allowed_hosts or host.endswith(self._host_suffixes)
+
+
+def _endpoint(host: str, port: int) -> tuple[str, int]:
+    """``(host, port)`` spelled as ``check_url`` spells a target's host."""
+    name = host.strip().lower().rstrip(".").strip("[]")
+    literal, _ = parse_ip_host(name)
+    return (str(literal) if literal is not None else name), port
 
 
 def _embedded_ipv4(ip: IPv6Address) -> tuple[str, IPv4Address] | None:

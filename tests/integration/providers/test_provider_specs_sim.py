@@ -485,6 +485,8 @@ async def test_an_idempotency_key_reaches_the_provider_when_the_spec_sends_one(
     [
         # The simulator's own port, on another loopback address: not the simulator's host.
         ("http://127.0.0.1:{port}", "a loopback address 127.0.0.1"),
+        # The simulator's host on another port (here PostgreSQL's): only its own port is open.
+        (f"http://{SIM_HOST}:5432", f"a loopback address {SIM_HOST}"),
         ("http://169.254.169.254", "a link-local (cloud metadata) address 169.254.169.254"),
         ("http://10.0.0.5:{port}", "a private address 10.0.0.5"),
     ],
@@ -503,8 +505,9 @@ async def test_a_result_url_the_policy_refuses_is_never_fetched(
     # Results are stored as a running item stores them: through the SSRF-checked fetcher,
     # whose policy in simulate mode allows the simulator's host and nothing else private.
     assert not fetch_policy.allow_private
-    assert [str(n) for n in fetch_policy.allowed_networks] == [f"{SIM_HOST}/32"]
     port = simulator.base_url.rsplit(":", 1)[1]
+    assert fetch_policy.allowed_endpoints == {(SIM_HOST, int(port))}
+    assert fetch_policy.allowed_networks == ()
     simulator.update_config({"public_url": announced_at.format(port=port)})
     adapter = adapter_for(shipped_specs, "genapi/z-image", simulator, session, clock)
     with pytest.raises(UrlRefused) as caught:

@@ -32,12 +32,18 @@ from conveyor.net import (
     UrlRefused,
 )
 from conveyor.net.policy import IPAddress
-from tests.unit.net.local_server import FIVE_GB, LocalServer, png_bytes
+from tests.unit.net.local_server import FIVE_GB, LocalServer, local_server, png_bytes
 
 LOCAL = UrlPolicy(allow_private=True)
 # "public.test" plays a public image host; it is an operator exception so that it may live
 # on loopback, while every other name and address keeps the default rules.
 PUBLIC_HOST = UrlPolicy(allowed_hosts=frozenset({"public.test"}))
+
+
+def only_endpoint(port: int) -> UrlPolicy:
+    """127.0.0.1 on this one port (as simulate mode allows the simulator): failures keep
+    their detail, since no other port can be probed through this policy."""
+    return UrlPolicy(allowed_endpoints=frozenset({("127.0.0.1", port)}))
 
 
 def names_to_loopback(*names: str) -> StaticResolver:
@@ -314,7 +320,7 @@ async def test_html_served_as_an_image_is_not_an_image(
 async def test_a_server_that_never_answers_times_out(
     server: LocalServer, session: aiohttp.ClientSession
 ) -> None:
-    fetcher = SafeFetcher(session, replace(LOCAL, read_timeout=0.2))
+    fetcher = SafeFetcher(session, replace(only_endpoint(server.port), read_timeout=0.2))
 
     with pytest.raises(FetchFailed, match=re.escape("timed out waiting for 127.0.0.1")) as caught:
         await fetcher.fetch(server.url("/hang"))
@@ -325,7 +331,7 @@ async def test_a_server_that_never_answers_times_out(
 async def test_a_body_that_stalls_times_out(
     server: LocalServer, session: aiohttp.ClientSession
 ) -> None:
-    fetcher = SafeFetcher(session, replace(LOCAL, read_timeout=0.2))
+    fetcher = SafeFetcher(session, replace(only_endpoint(server.port), read_timeout=0.2))
 
     with pytest.raises(FetchFailed, match="timed out") as caught:
         await fetcher.fetch(server.url("/stall"))
@@ -339,7 +345,7 @@ async def test_http_errors_say_whether_to_retry(
     server: LocalServer, session: aiohttp.ClientSession, code: int, retryable: bool
 ) -> None:
     with pytest.raises(FetchFailed, match=f"answered HTTP {code}") as caught:
-        await SafeFetcher(session, LOCAL).fetch(server.url(f"/status/{code}"))
+        await SafeFetcher(session, only_endpoint(server.port)).fetch(server.url(f"/status/{code}"))
     assert caught.value.retryable is retryable
     assert caught.value.http_status == code
 
@@ -348,7 +354,9 @@ async def test_a_closed_port_is_a_retryable_connection_failure(
     session: aiohttp.ClientSession, closed_port: int
 ) -> None:
     with pytest.raises(FetchFailed, match=re.escape("could not connect to 127.0.0.1")) as caught:
-        await SafeFetcher(session, LOCAL).fetch(f"http://127.0.0.1:{closed_port}/x.png")
+        await SafeFetcher(session, only_endpoint(closed_port)).fetch(
+            f"http://127.0.0.1:{closed_port}/x.png"
+        )
     assert caught.value.retryable is True
 
 
@@ -410,7 +418,7 @@ def test_the_public_surface_is_what_all_lists() -> None:
     import conveyor.net as net
 
     exported = {name for name in dir(net) if not name.startswith("_")}
-    modules = {"errors", "fetcher", "policy", "resolver", "annotations"}
+    modules = {"destinations", "errors", "fetcher", "policy", "resolver", "annotations"}
     assert set(net.__all__) == exported - modules
 
 
@@ -424,3 +432,87 @@ async def test_the_deadline_covers_the_whole_fetch_body_included(
         async with fetcher.stream(server.url("/redirect?to=/stall&status=302")) as body:
             await body.read()
     assert caught.value.retryable
+
+
+async def test_an_allowed_endpoint_is_fetched_and_every_other_port_refused_alike(
+    server: LocalServer, session: aiohttp.ClientSession, closed_port: int
+) -> None:
+    # What simulate mode allows: the simulator's host and port, nothing else on that host.
+    fetcher = SafeFetcher(session, only_endpoint(server.port))
+    fetched = await fetcher.fetch(server.url("/image.png"), accept=IMAGE_MIMES)
+    assert fetched.body == png_bytes()
+
+    async with local_server() as other:  # something else listening on 127.0.0.1
+        messages = set()
+        for port in (other.port, closed_port):
+            with pytest.raises(UrlRefused) as caught:
+                await fetcher.fetch(f"http://127.0.0.1:{port}/image.png")
+            messages.add(caught.value.message)
+        assert other.requests == []
+    assert messages == {"URL refused: the host is a loopback address 127.0.0.1"}
+
+
+async def _speak_something_else(
+    _reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def test_failures_at_an_internal_address_all_read_the_same(
+    server: LocalServer, session: aiohttp.ClientSession, closed_port: int
+) -> None:
+    # Private addresses allowed wholesale (the operator's switch): whether a port is closed,
+    # answers HTTP 404 or 503, or speaks another protocol must not show in the error text.
+    not_http = await asyncio.start_server(_speak_something_else, "127.0.0.1", 0)
+    not_http_port = not_http.sockets[0].getsockname()[1]
+    fetcher = SafeFetcher(session, replace(LOCAL, read_timeout=2))
+    messages = set()
+    try:
+        for url in (
+            f"http://127.0.0.1:{closed_port}/x.png",
+            server.url("/status/404"),
+            server.url("/status/503"),
+            f"http://127.0.0.1:{not_http_port}/x.png",
+        ):
+            with pytest.raises(FetchFailed) as caught:
+                await fetcher.fetch(url)
+            messages.add(caught.value.message)
+    finally:
+        not_http.close()
+        await not_http.wait_closed()
+    assert messages == {"could not fetch from 127.0.0.1"}
+
+
+async def test_a_webhook_destination_is_vetted_before_anything_is_sent(
+    session: aiohttp.ClientSession,
+) -> None:
+    resolver = StaticResolver({"hooks.example": "93.184.216.34", "inside.example": "10.0.0.5"})
+    fetcher = SafeFetcher(session, resolver=resolver)
+    await fetcher.check_destination("https://hooks.example/conveyor")
+    await fetcher.check_destination("http://93.184.216.34/hook")
+    for url, reason in (
+        ("https://inside.example/hook", "inside.example resolves to a private address"),
+        ("http://127.0.0.1:8000/v1/jobs", "loopback address 127.0.0.1"),
+        ("http://localhost/hook", "localhost is a loopback name"),
+        ("https://missing.example/hook", "missing.example not found"),
+        ("ftp://hooks.example/hook", "only http and https"),
+    ):
+        with pytest.raises(UrlRefused, match=re.escape(reason)):
+            await fetcher.check_destination(url)
+    assert resolver.lookups == ["hooks.example", "inside.example", "missing.example"]
+
+
+class _SilentResolver:
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_lookup_that_does_not_finish_lets_a_webhook_through(
+    session: aiohttp.ClientSession,
+) -> None:
+    # Delivery checks again; a slow DNS server must not refuse a client's good URL.
+    fetcher = SafeFetcher(session, resolver=_SilentResolver())
+    await fetcher.check_destination("https://hooks.example/x", lookup_timeout=0.05)

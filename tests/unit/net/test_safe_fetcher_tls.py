@@ -127,10 +127,10 @@ async def tls_for_another_name(tmp_path: Path) -> AsyncIterator[TlsServer]:
         yield server
 
 
-def fetcher_for(session: aiohttp.ClientSession) -> SafeFetcher:
-    return SafeFetcher(
-        session, UrlPolicy(allow_private=True), resolver=StaticResolver({NAME: "127.0.0.1"})
-    )
+def fetcher_for(session: aiohttp.ClientSession, port: int) -> SafeFetcher:
+    # The name on this one port, as an exactly allowed endpoint: failures keep their detail.
+    policy = UrlPolicy(allowed_endpoints=frozenset({(NAME, port)}))
+    return SafeFetcher(session, policy, resolver=StaticResolver({NAME: "127.0.0.1"}))
 
 
 async def test_https_to_a_pinned_address_verifies_the_names_certificate(
@@ -138,7 +138,7 @@ async def test_https_to_a_pinned_address_verifies_the_names_certificate(
 ) -> None:
     connector = aiohttp.TCPConnector(ssl=tls_for_the_name.client_context)
     async with aiohttp.ClientSession(connector=connector) as session:
-        fetched = await fetcher_for(session).fetch(
+        fetched = await fetcher_for(session, tls_for_the_name.port).fetch(
             f"https://{NAME}:{tls_for_the_name.port}/image.png"
         )
 
@@ -150,7 +150,7 @@ async def test_a_certificate_for_another_name_is_refused(tls_for_another_name: T
     connector = aiohttp.TCPConnector(ssl=tls_for_another_name.client_context)
     async with aiohttp.ClientSession(connector=connector) as session:
         with pytest.raises(FetchFailed, match="invalid TLS certificate") as caught:
-            await fetcher_for(session).fetch(
+            await fetcher_for(session, tls_for_another_name.port).fetch(
                 f"https://{NAME}:{tls_for_another_name.port}/image.png"
             )
 

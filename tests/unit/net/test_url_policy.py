@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conveyor.config import Settings
 from conveyor.net import Target, UrlPolicy, UrlRefused, address_problem, parse_ip_host
 
 DEFAULT = UrlPolicy()
@@ -309,3 +311,77 @@ def test_ipv6_addresses_python_calls_special_are_refused(address: IPv6Address) -
 def test_deprecated_ipv4_compatible_form_is_refused_even_for_public_addresses() -> None:
     with pytest.raises(UrlRefused, match="deprecated IPv4-compatible address"):
         DEFAULT.check_url("http://[::8.8.8.8]/")
+
+
+def test_an_allowed_endpoint_opens_one_port_of_one_host() -> None:
+    policy = UrlPolicy(allowed_endpoints=frozenset({("127.0.0.1", 8100), ("LocalHost.", 9000)}))
+    assert policy.check_url("http://127.0.0.1:8100/gen/result.png").host == "127.0.0.1"
+    # The same address spelled as a number is the same endpoint, nothing more.
+    assert policy.check_url("http://2130706433:8100/").host == "127.0.0.1"
+    policy.check_url("http://localhost:9000/x")
+    for other in (
+        "http://127.0.0.1:8000/v1/jobs",  # the API
+        "http://127.0.0.1:5432/",  # the database
+        "http://127.0.0.1/",
+        "http://127.0.0.2:8100/",
+        "http://localhost:8100/",
+        "http://localhost:9001/",
+    ):
+        with pytest.raises(UrlRefused):
+            policy.check_url(other)
+
+
+def test_an_allowed_endpoint_name_is_exempt_from_address_checks_on_its_port_only() -> None:
+    policy = UrlPolicy(allowed_endpoints=frozenset({("sim.internal", 8100)}))
+    loopback = [ip_address("127.0.0.1")]
+    on_port = policy.check_url("http://sim.internal:8100/x")
+    policy.check_addresses(on_port, loopback)
+    with pytest.raises(UrlRefused, match="loopback address"):
+        policy.check_addresses(policy.check_url("http://sim.internal:5432/"), loopback)
+
+
+def test_closed_and_listening_internal_ports_are_refused_in_the_same_words() -> None:
+    policy = UrlPolicy(allowed_endpoints=frozenset({("127.0.0.1", 8100)}))
+    messages = set()
+    for port in (1, 5432, 8000, 18399):
+        with pytest.raises(UrlRefused) as caught:
+            policy.check_url(f"http://127.0.0.1:{port}/")
+        messages.add(caught.value.message)
+    assert messages == {"URL refused: the host is a loopback address 127.0.0.1"}
+
+
+def test_the_internal_test_counts_what_only_an_exception_lets_through() -> None:
+    policy = UrlPolicy(
+        allowed_networks=(ip_network("10.20.0.0/16"),),
+        allowed_endpoints=frozenset({("127.0.0.1", 8100)}),
+    )
+    sim = policy.check_url("http://127.0.0.1:8100/")
+    assert not policy.is_internal(sim, [ip_address("127.0.0.1")])
+    store = policy.check_url("http://10.20.0.9/")
+    assert policy.is_internal(store, [ip_address("10.20.0.9")])
+    public = policy.check_url("http://images.example.com/")
+    assert not policy.is_internal(public, [ip_address("93.184.216.34")])
+
+
+@pytest.mark.parametrize(
+    ("simulator_url", "endpoint"),
+    [
+        ("http://127.0.0.1:18310", ("127.0.0.1", 18310)),
+        ("http://LOCALHOST:18311/", ("localhost", 18311)),
+        ("http://[::1]:18312", ("::1", 18312)),
+        ("http://sim.test", ("sim.test", 80)),
+    ],
+)
+def test_simulate_mode_allows_the_simulator_endpoint_and_nothing_else(
+    tmp_path: Path, simulator_url: str, endpoint: tuple[str, int]
+) -> None:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, simulate=True, simulator_url=simulator_url
+    )
+    policy = UrlPolicy.from_settings(settings)
+    assert policy.allowed_endpoints == {endpoint}
+    assert policy.allowed_networks == ()
+    assert policy.allowed_hosts == frozenset()
+    assert not policy.allow_private
+    off = UrlPolicy.from_settings(settings.model_copy(update={"simulate": False}))
+    assert off.allowed_endpoints == frozenset()
