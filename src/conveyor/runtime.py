@@ -358,12 +358,12 @@ async def open_runtime(
         simulated=settings.simulate,
     )
     items = ItemService(clock, queue, events)
-    streams = JobStreams(db, clock, events, assets)
     secret_key = _secret_key(settings)
     asset_links = AssetLinks(secret_key, settings.public_url, clock)
-    boxes = BoxService(
-        jobs, assets, GenerationPlanner(models), _file_links(settings, storage, asset_links), clock
-    )
+    # One way to hand out file URLs: a box's file_url and a job result's url agree.
+    file_links = _file_links(settings, storage, asset_links)
+    streams = JobStreams(db, clock, events, assets, file_links)
+    boxes = BoxService(jobs, assets, GenerationPlanner(models), file_links, clock)
     listener = None
     if db.dialect == "postgresql":
         listener = PostgresListener(settings.resolved_database_url)

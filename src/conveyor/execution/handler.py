@@ -225,7 +225,6 @@ class ItemHandler:
                 error=outcome.error,
                 code=outcome.code,
                 model_used=run.last_model if run else None,
-                cost=run.cost if run else 0.0,
                 stages=run.stages if run else (),
             )
         if closed is not None:

@@ -106,6 +106,7 @@ def _step_output(output: ModelOutput) -> dict[str, Any]:
         "text": output.text,
         "data": output.data,
         "cost": output.cost,
+        "currency": output.currency,
         "files": [
             {"asset_id": f.asset_id, "mime_type": f.mime_type, "size": f.size, "sha256": f.sha256}
             for f in output.files
@@ -119,6 +120,7 @@ def _model_output(saved: dict[str, Any]) -> ModelOutput:
         data=saved.get("data"),
         files=[StoredFile(**f) for f in saved.get("files") or []],
         cost=saved.get("cost"),
+        currency=saved.get("currency"),
         model_id=saved.get("model_id"),
         reused=saved.get("reused_from") is not None,
     )
@@ -134,7 +136,6 @@ class ItemExecution:
     prior: list[StepRunRow]
     files: ItemFiles
     stages: tuple[str, ...] = ()
-    cost: float = 0.0
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     last_model: str | None = None
@@ -470,7 +471,6 @@ class ItemExecution:
             if outcome != "parked":
                 STEP_SECONDS.labels(model_id, outcome).observe(time.perf_counter() - timer)
         output.model_id = model_id
-        self.cost += output.cost or 0.0
         await self._save(
             base,
             STEP_SUCCEEDED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -26,6 +26,7 @@ from conveyor.jobs.schemas import (
     JobPage,
     JobResults,
     JobStatus,
+    JobWithItems,
     RetryOut,
 )
 from conveyor.jobs.streams import parse_event_id
@@ -41,18 +42,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "",
-    response_model=JobOut,
+    response_model=JobWithItems,
     status_code=201,
     summary="Create a job",
+    description="With `wait`, the answer also holds every item with its result (`items`), "
+    "each output file with a `url` to download it.",
     responses={
-        200: {"model": JobOut, "description": "Finished within `wait`, or an existing job"},
-        202: {"model": JobOut, "description": "Accepted; still running after `wait`"},
+        200: {"model": JobWithItems, "description": "Finished within `wait`, or an existing job"},
+        202: {"model": JobWithItems, "description": "Accepted; still running after `wait`"},
         401: _ERRORS[401],
         413: {"description": "Request body too large"},
         422: {"description": "Invalid job"},
     },
 )
 async def create_job(
+    request: Request,
     client: CurrentClient,
     body: JobCreate,
     response: Response,
@@ -60,7 +64,7 @@ async def create_job(
     jobs: JobServiceDep,
     streams: JobStreamsDep,
     settings: SettingsDep,
-) -> JobOut:
+) -> JobWithItems:
     submission = jobs.prepare(body)
     async with db.write() as conn:
         created = await jobs.create(conn, client, submission)
@@ -68,9 +72,11 @@ async def create_job(
     if body.wait:
         job = await streams.wait(job.id, min(body.wait, settings.max_wait_seconds))
         response.status_code = 200 if job.finished else 202
-    elif not created.created:
+        results = await streams.results(job, request_base=str(request.base_url))
+        return JobWithItems(**results.job.model_dump(), items=results.items)
+    if not created.created:
         response.status_code = 200
-    return JobOut.from_row(job)
+    return JobWithItems(**JobOut.from_row(job).model_dump())
 
 
 @router.get("", response_model=JobPage, summary="List your jobs, newest first")
@@ -85,14 +91,17 @@ async def list_jobs(
     rows, next_cursor = await jobs.list_jobs(
         conn, client, status=status, limit=limit, cursor=cursor
     )
-    return JobPage(data=[JobOut.from_row(r) for r in rows], next_cursor=next_cursor)
+    reasons = await jobs.error_reasons(conn, rows)
+    return JobPage(
+        data=[JobOut.from_row(r, reasons.get(r.id)) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job", responses=_ERRORS)
 async def get_job(
     client: CurrentClient, conn: ReadConn, jobs: JobServiceDep, job_id: JobId
 ) -> JobOut:
-    return JobOut.from_row(await jobs.get(conn, client, job_id))
+    return await jobs.shown(conn, await jobs.get(conn, client, job_id))
 
 
 @router.get("/{job_id}/items", response_model=ItemPage, summary="Items of a job", responses=_ERRORS)
@@ -116,13 +125,15 @@ async def list_items(
     responses=_ERRORS,
 )
 async def get_results(
+    request: Request,
     client: CurrentClient,
     conn: ReadConn,
     jobs: JobServiceDep,
     streams: JobStreamsDep,
     job_id: JobId,
 ) -> JobResults:
-    return await streams.results(await jobs.get(conn, client, job_id))
+    job = await jobs.get(conn, client, job_id)
+    return await streams.results(job, request_base=str(request.base_url))
 
 
 @router.get(
@@ -181,7 +192,7 @@ async def job_events(
 async def cancel_job(
     client: CurrentClient, conn: WriteConn, jobs: JobServiceDep, job_id: JobId
 ) -> JobOut:
-    return JobOut.from_row(await jobs.cancel(conn, client, job_id))
+    return await jobs.shown(conn, await jobs.cancel(conn, client, job_id))
 
 
 @router.post(
@@ -194,4 +205,4 @@ async def retry_job(
     client: CurrentClient, conn: WriteConn, jobs: JobServiceDep, job_id: JobId
 ) -> RetryOut:
     job, retried = await jobs.retry(conn, client, job_id)
-    return RetryOut(job=JobOut.from_row(job), retried=retried)
+    return RetryOut(job=await jobs.shown(conn, job), retried=retried)

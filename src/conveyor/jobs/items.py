@@ -17,10 +17,34 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from conveyor.core.clock import Clock
 from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
-from conveyor.jobs.models import ItemRow, JobRow, StepRunRow
+from conveyor.jobs.models import MIXED_CURRENCIES, STEP_SUCCEEDED, ItemRow, JobRow, StepRunRow
 from conveyor.jobs.schemas import progress_event
 from conveyor.jobs.tasks import webhook_task
+from conveyor.providers.base import DEFAULT_CURRENCY
 from conveyor.queue import QueueRepository
+
+
+def charge_of(runs: Sequence[StepRunRow]) -> repo.Charge:
+    """What these step runs were charged: succeeded calls, each at its own price; a step
+    that took an earlier step's output (``reused_from``) called nothing and costs nothing."""
+    total = 0.0
+    currencies: set[str] = set()
+    unpriced = 0
+    for run in runs:
+        if run.status != STEP_SUCCEEDED or (run.output or {}).get("reused_from"):
+            continue
+        if run.cost is None:
+            unpriced += 1
+            continue
+        total += run.cost
+        if run.cost:
+            currencies.add(str((run.output or {}).get("currency") or DEFAULT_CURRENCY))
+    currency = None
+    if len(currencies) == 1:
+        currency = currencies.pop()
+    elif currencies:
+        currency = MIXED_CURRENCIES
+    return repo.Charge(round(total, 6), currency, unpriced)
 
 
 class ItemService:
@@ -84,10 +108,13 @@ class ItemService:
         error: str | None = None,
         code: str | None = None,
         model_used: str | None = None,
-        cost: float = 0.0,
         stages: Sequence[str] = (),
     ) -> repo.ItemOutcome | None:
-        """Close the item and count it on its job; None if it was closed already."""
+        """Close the item and count it on its job; None if it was closed already.
+
+        Its cost is read from its step runs, every run of it: a step paid for in a run that
+        ended in a retry counts as much as one paid for now."""
+        charge = charge_of(await repo.step_runs_of(conn, item.id))
         outcome = await repo.finish_item(
             conn,
             item,
@@ -97,7 +124,7 @@ class ItemService:
             error=error,
             error_code=code,
             model_used=model_used,
-            cost=cost,
+            charge=charge,
             stages=stages,
         )
         if outcome is None:

@@ -25,6 +25,7 @@ from conveyor.jobs.models import (
     JOB_FAILED,
     JOB_PENDING,
     JOB_PROCESSING,
+    MIXED_CURRENCIES,
     STEP_SUCCEEDED,
     ItemRow,
     JobRow,
@@ -277,6 +278,26 @@ async def refresh_job_stage(
 
 
 @dataclass(frozen=True, slots=True)
+class Charge:
+    """What an item was charged: ``cost`` in ``currency`` (None: nothing charged), and how
+    many calls had no known price (its total is then unknown)."""
+
+    cost: float = 0.0
+    currency: str | None = None
+    unpriced: int = 0
+
+
+def _merged_currency(currency: str | None) -> Any:
+    if currency is None:
+        return jobs.c.cost_currency
+    return case(
+        (jobs.c.cost_currency.is_(None), literal(currency)),
+        (jobs.c.cost_currency == currency, jobs.c.cost_currency),
+        else_=literal(MIXED_CURRENCIES),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ItemOutcome:
     """The job after an item transition: ``finished_status`` is set when it was the last,
     ``stage`` when the job's stage moved on."""
@@ -296,10 +317,13 @@ async def finish_item(
     error: str | None = None,
     error_code: str | None = None,
     model_used: str | None = None,
-    cost: float = 0.0,
+    charge: Charge = Charge(),
     stages: Sequence[str] = (),
 ) -> ItemOutcome | None:
-    """Close an open item and count it on its job, atomically. None if it was not open."""
+    """Close an open item and count it on its job, atomically. None if it was not open.
+
+    ``charge`` is everything the item was charged over all its runs: the job's totals move
+    by its difference from what the item carried before (its last close)."""
     result = await conn.execute(
         update(items)
         .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
@@ -309,7 +333,9 @@ async def finish_item(
             error=error,
             error_code=error_code,
             model_used=model_used,
-            cost=cost,
+            cost=charge.cost,
+            cost_currency=charge.currency,
+            unpriced_calls=charge.unpriced,
             started_at=func.coalesce(items.c.started_at, now),
             finished_at=now,
             updated_at=now,
@@ -327,7 +353,10 @@ async def finish_item(
             .values(
                 {
                     counter.name: counter + 1,
-                    "cost": jobs.c.cost + cost,
+                    "cost": jobs.c.cost + (charge.cost - item.cost),
+                    "unpriced_calls": jobs.c.unpriced_calls
+                    + (charge.unpriced - item.unpriced_calls),
+                    "cost_currency": _merged_currency(charge.currency),
                     "updated_at": now,
                     # An item can finish before any step wrote (it failed at once).
                     "status": case(
@@ -516,3 +545,22 @@ async def finished_job_ids_before(
     if other_than:
         stmt = stmt.where(jobs.c.source.not_in(list(other_than)))
     return list(await conn.scalars(stmt.limit(limit)))
+
+
+async def error_reasons(
+    conn: AsyncConnection, job_ids: Sequence[str]
+) -> dict[str, list[tuple[str | None, str, int]]]:
+    """Each job's failed items grouped by error: ``(code, message, count)``, most first."""
+    if not job_ids:
+        return {}
+    rows = await conn.execute(
+        select(items.c.job_id, items.c.error_code, items.c.error, func.count())
+        .where(items.c.job_id.in_(list(job_ids)), items.c.status == ITEM_FAILED)
+        .group_by(items.c.job_id, items.c.error_code, items.c.error)
+    )
+    found: dict[str, list[tuple[str | None, str, int]]] = {}
+    for job_id, code, error, count in rows:
+        found.setdefault(job_id, []).append((code, error or "failed", int(count)))
+    for reasons in found.values():
+        reasons.sort(key=lambda reason: (-reason[2], reason[1]))
+    return found

@@ -28,7 +28,14 @@ from conveyor.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import ITEM_PENDING, JOB_ACTIVE, JOB_FAILED, JOB_PENDING, ItemRow, JobRow
-from conveyor.jobs.schemas import JobCreate, decode_cursor, encode_cursor, progress_event
+from conveyor.jobs.schemas import (
+    ErrorReason,
+    JobCreate,
+    JobOut,
+    decode_cursor,
+    encode_cursor,
+    progress_event,
+)
 from conveyor.jobs.tasks import run_item_tasks, webhook_task
 from conveyor.providers.registry import ModelRegistry
 from conveyor.queue import QueueRepository
@@ -315,6 +322,22 @@ class JobService:
         for item in await repo.items_of_jobs(conn, job_ids):
             found.setdefault(item.job_id, []).append(item)
         return found
+
+    async def error_reasons(
+        self, conn: AsyncConnection, job_rows: Sequence[JobRow], *, limit: int = 5
+    ) -> dict[str, list[ErrorReason]]:
+        """The most common errors of each job's failed items (jobs with none are left out)."""
+        wanted = [job.id for job in job_rows if job.failed > 0]
+        found = await repo.error_reasons(conn, wanted)
+        return {
+            job_id: [ErrorReason(code=c, message=m, count=n) for c, m, n in reasons[:limit]]
+            for job_id, reasons in found.items()
+        }
+
+    async def shown(self, conn: AsyncConnection, job: JobRow) -> JobOut:
+        """The job as the API shows it, with its ``error_summary``."""
+        reasons = await self.error_reasons(conn, [job])
+        return JobOut.from_row(job, reasons.get(job.id))
 
     async def latest_task_ids(self, conn: AsyncConnection, item_ids: list[str]) -> dict[str, str]:
         """Each item's latest provider task id (``external_task_id`` of its step runs)."""
