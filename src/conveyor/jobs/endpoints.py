@@ -198,11 +198,11 @@ async def cancel_job(
 @router.post(
     "/{job_id}/retry",
     response_model=RetryOut,
-    summary="Run the failed items again",
+    summary="Run the failed and cancelled items again",
     responses={**_ERRORS, 409: {"description": "Nothing to retry"}},
 )
 async def retry_job(
     client: CurrentClient, conn: WriteConn, jobs: JobServiceDep, job_id: JobId
 ) -> RetryOut:
-    job, retried = await jobs.retry(conn, client, job_id)
+    job, retried = await jobs.retry(conn, client, job_id, cancelled_too=True)
     return RetryOut(job=await jobs.shown(conn, job), retried=retried)

@@ -423,40 +423,52 @@ async def cancel_job(conn: AsyncConnection, job: JobRow, now: datetime) -> int:
     return cancelled
 
 
-async def reopen_failed_items(conn: AsyncConnection, job: JobRow, now: datetime) -> list[ItemRow]:
-    """Failed items back to pending (a new run each), and the job active again.
+async def reopen_failed_items(
+    conn: AsyncConnection, job: JobRow, now: datetime, *, cancelled_too: bool = False
+) -> list[ItemRow]:
+    """Failed items (and cancelled ones, with ``cancelled_too``) back to pending (a new run
+    each), and the job active again.
 
-    One statement picks and reopens the items: two retries at once reopen each item once,
-    and the job's ``failed`` counter drops by exactly the items this call reopened.
+    Each status is reopened by one statement that picks and reopens its items: two retries
+    at once reopen each item once, and the job's ``failed`` and ``cancelled`` counters drop
+    by exactly the items this call reopened.
     """
-    result = await conn.execute(
-        update(items)
-        .where(items.c.job_id == job.id, items.c.status == ITEM_FAILED)
-        .values(
-            status=ITEM_PENDING,
-            error=None,
-            error_code=None,
-            runs=items.c.runs + 1,
-            finished_at=None,
-            updated_at=now,
+    statuses = (ITEM_FAILED, ITEM_CANCELLED) if cancelled_too else (ITEM_FAILED,)
+    reopened: list[ItemRow] = []
+    counts: dict[str, Any] = {}
+    for status in statuses:
+        result = await conn.execute(
+            update(items)
+            .where(items.c.job_id == job.id, items.c.status == status)
+            .values(
+                status=ITEM_PENDING,
+                error=None,
+                error_code=None,
+                runs=items.c.runs + 1,
+                finished_at=None,
+                updated_at=now,
+            )
+            .returning(*items.c)
         )
-        .returning(*items.c)
-    )
-    failed = sorted((item_row(r) for r in result), key=lambda item: item.seq)
-    if not failed:
+        rows = [item_row(r) for r in result]
+        if rows:
+            counter = jobs.c.failed if status == ITEM_FAILED else jobs.c.cancelled
+            counts[counter.name] = counter - len(rows)
+            reopened.extend(rows)
+    if not reopened:
         return []
     await conn.execute(
         update(jobs)
         .where(jobs.c.id == job.id)
         .values(
             status=JOB_PROCESSING,
-            failed=jobs.c.failed - len(failed),
             finished_at=None,
             error_message=None,
             updated_at=now,
+            **counts,
         )
     )
-    return failed
+    return sorted(reopened, key=lambda item: item.seq)
 
 
 async def reopen_completed_items(

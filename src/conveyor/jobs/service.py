@@ -378,16 +378,20 @@ class JobService:
         job_id: str,
         *,
         completed_too: Collection[str] = (),
+        cancelled_too: bool = False,
     ) -> tuple[JobRow, int]:
-        """Run the failed items again (finished steps are reused, failed ones re-tried), and
+        """Run the failed items again (finished steps are reused, failed ones re-tried), the
+        cancelled ones with ``cancelled_too`` (a cancelled job picks up where it stopped), and
         the completed items in ``completed_too`` (those a recipe finished only in part)."""
         job = await self.get(conn, client, job_id)
-        if job.status in JOB_ACTIVE and job.failed == 0 and not completed_too:
+        retryable = job.failed + (job.cancelled if cancelled_too else 0)
+        if job.status in JOB_ACTIVE and retryable == 0 and not completed_too:
             return job, 0
-        if job.status not in (*JOB_ACTIVE, JOB_FAILED) and job.failed == 0 and not completed_too:
-            raise Conflict(f"job {job_id} has no failed items to retry", code="NOTHING_TO_RETRY")
+        if job.status not in (*JOB_ACTIVE, JOB_FAILED) and retryable == 0 and not completed_too:
+            what = "failed or cancelled" if cancelled_too else "failed"
+            raise Conflict(f"job {job_id} has no {what} items to retry", code="NOTHING_TO_RETRY")
         now = self.clock.now()
-        reopened = await repo.reopen_failed_items(conn, job, now)
+        reopened = await repo.reopen_failed_items(conn, job, now, cancelled_too=cancelled_too)
         reopened += await repo.reopen_completed_items(conn, job, sorted(completed_too), now)
         await self.queue.enqueue(
             conn, run_item_tasks(job.id, job.client_id, [i.id for i in reopened], job.priority)
