@@ -96,6 +96,15 @@ def scoped_reuse_key(client_id: str, reuse_key: str) -> str:
     return hashlib.sha256(f"{client_id}\n{reuse_key}".encode()).hexdigest()
 
 
+def _unprefixed(message: str, model_id: str) -> str:
+    """``message`` without a leading ``"<model_id>: "``: the step's summary names the model
+    before each error, and an error that names it too would read ``m: m: ...``."""
+    prefix = f"{model_id}: "
+    while message.startswith(prefix):
+        message = message[len(prefix) :]
+    return message
+
+
 def _pollable(adapter: ModelAdapter | None) -> PollableAdapter | None:
     return adapter if hasattr(adapter, "begin") else None  # type: ignore[return-value]
 
@@ -286,7 +295,7 @@ class ItemExecution:
             try:
                 output = await self._call(name, model_id, index, earlier, inputs, scoped)
             except ConveyorError as exc:
-                tried.append({"model": model_id, "error": exc.message})
+                tried.append({"model": model_id, "error": _unprefixed(exc.message, model_id)})
                 if exc.retryable:
                     transient = exc
                 continue

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from yarl import URL
 
-from conveyor.net.errors import UrlRefused
+from conveyor.net.errors import PRIVATE_URL_HINT, UrlRefused
 
 if TYPE_CHECKING:
     from conveyor.config import Settings
@@ -253,7 +253,7 @@ class UrlPolicy:
         elif (host == "localhost" or host.endswith(".localhost")) and not (
             self.allow_private or self._host_excepted(host)
         ):
-            raise UrlRefused(f"{host} is a loopback name")
+            raise UrlRefused(f"{host} is a loopback name", hint=PRIVATE_URL_HINT)
         return Target(url=parsed.with_fragment(None), host=host, port=port, literal=literal)
 
     def check_addresses(self, target: Target, addresses: Sequence[IPAddress]) -> None:
@@ -264,14 +264,16 @@ class UrlPolicy:
             return
         for ip in addresses:
             if (problem := self._problem(ip)) is not None:
-                raise UrlRefused(f"{target.host} resolves to {problem}")
+                raise UrlRefused(f"{target.host} resolves to {problem}", hint=PRIVATE_URL_HINT)
 
     def _check_literal(self, host: str, ip: IPAddress, *, canonical: bool) -> None:
         if self.allow_private:
             return
         if (problem := self._problem(ip)) is not None:
             # Name the spelling when it is not the plain address, so the client sees why.
-            raise UrlRefused(f"{'the host' if canonical else host} is {problem}")
+            raise UrlRefused(
+                f"{'the host' if canonical else host} is {problem}", hint=PRIVATE_URL_HINT
+            )
         if not canonical:
             raise UrlRefused(f"{host} is an IP address in an unusual spelling (means {ip})")
 
