@@ -146,6 +146,7 @@ async def get_results(
     },
 )
 async def download(
+    request: Request,
     client: CurrentClient,
     conn: ReadConn,
     jobs: JobServiceDep,
@@ -153,7 +154,8 @@ async def download(
     job_id: JobId,
     format: Annotated[Literal["json", "zip"], Query()] = "json",
 ) -> Response:
-    results = await streams.results(await jobs.get(conn, client, job_id))
+    job = await jobs.get(conn, client, job_id)
+    results = await streams.results(job, request_base=str(request.base_url))
     if format == "json":
         return Response(
             results.model_dump_json(indent=2).encode(),

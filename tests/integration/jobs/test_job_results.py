@@ -122,6 +122,10 @@ async def test_a_wait_answer_carries_every_result_with_urls(serve: Serve) -> Non
         assert [i["output"]["text"] for i in job["items"]] == ["echo a", "echo b"]
         contents = [(await _download(i["output"]["files"][0]["url"])).content for i in job["items"]]
         assert contents == [b"test/echo:a", b"test/echo:b"]
+        document = (await client.get(f"/v1/jobs/{job['id']}/download")).json()
+        assert [
+            (await _download(i["output"]["files"][0]["url"])).content for i in document["items"]
+        ] == contents
         # Without wait the answer is the job alone, as before.
         plain = (
             await client.post("/v1/jobs", json={"model": "test/echo", "items": [{"text": "c"}]})
