@@ -165,6 +165,10 @@ class ItemHandler:
                 stopped = True
                 me.cancel()
 
+        if item.status == ITEM_PENDING and item.runs > 0:
+            # Reopened by a retry, which a cancel may have preceded: what this node
+            # remembers of that cancel is stale (the item's writes check the rows anyway).
+            deps.watch.reopened(job.id)
         deps.watch.track(job.id, stop)
         parked = False
         try:

@@ -215,7 +215,9 @@ async def start_item(
     running already) skips touching the job row, which every item of the job shares."""
     result = await conn.execute(
         update(items)
-        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
+        # Of this run: a retry that reopened the item meanwhile (after a cancel) started
+        # another, and a run still winding down must not take it over.
+        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN), items.c.runs == item.runs)
         .values(
             status=ITEM_RUNNING, started_at=func.coalesce(items.c.started_at, now), updated_at=now
         )
@@ -320,13 +322,14 @@ async def finish_item(
     charge: Charge = Charge(),
     stages: Sequence[str] = (),
 ) -> ItemOutcome | None:
-    """Close an open item and count it on its job, atomically. None if it was not open.
+    """Close an open item and count it on its job, atomically. None if it was not open, or
+    was reopened by a retry since ``item`` was read (that run's end is the new run's to say).
 
     ``charge`` is everything the item was charged over all its runs: the job's totals move
     by its difference from what the item carried before (its last close)."""
     result = await conn.execute(
         update(items)
-        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
+        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN), items.c.runs == item.runs)
         .values(
             status=status,
             output=output,

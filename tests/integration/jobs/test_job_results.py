@@ -7,11 +7,14 @@ against the simulator over real HTTP, or scripted models where only the engine m
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
+from conveyor.providers.base import Checkpoint, ModelCall, ModelOutput, ProviderState
+from conveyor.providers.errors import ProviderCancelled
 from conveyor.sim import SimConfig, start_simulator
 from tests.integration.conftest import Serve
 from tests.support.adapters import PollingModel, ScriptedModel
@@ -170,8 +173,31 @@ async def test_partly_failed_job_sums_up_its_errors_and_stays_completed(serve: S
         assert clean["error_summary"] is None
 
 
+@dataclass
+class SlowToStopModel(PollingModel):
+    """Polls like ``PollingModel``, but a cancelled call holds until ``release`` is set: the
+    run of a cancelled item is still winding down when the retry comes."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(
+        self, call: ModelCall, *, resume: ProviderState | None, checkpoint: Checkpoint
+    ) -> ModelOutput:
+        task_id = f"task-{len(self.submitted) + 1}"
+        self.submitted.append(task_id)
+        await checkpoint(ProviderState(task_id, {}))
+        while not (self.finish_all or task_id in self.finish):
+            if call.is_cancelled():
+                self.cancelled.append(task_id)
+                await self.release.wait()
+                raise ProviderCancelled("job cancelled")
+            await asyncio.sleep(self.poll_interval)
+        stored = await call.files.store(b"\x89PNG\r\n\x1a\n" + task_id.encode())
+        return ModelOutput(files=[stored])
+
+
 async def test_cancelled_items_can_be_retried(serve: Serve) -> None:
-    model = PollingModel(finish={"task-1"})
+    model = SlowToStopModel(finish={"task-1"})
     async with serve(model, worker_concurrency=1) as client:
         job = (
             await client.post(
@@ -181,12 +207,14 @@ async def test_cancelled_items_can_be_retried(serve: Serve) -> None:
         await _until(lambda: len(model.submitted) >= 2)
         await client.post(f"/v1/jobs/{job['id']}/cancel")
         await _until(lambda: model.cancelled == ["task-2"])
+        # The cancelled run of item 2 has not ended yet: the retry reopens the item under it.
         model.finish_all = True
         retry = await client.post(f"/v1/jobs/{job['id']}/retry")
         assert retry.status_code == 200, retry.text
         assert retry.json()["retried"] == 2
         assert retry.json()["job"]["status"] == "processing"
         assert retry.json()["job"]["progress"]["cancelled"] == 0
+        model.release.set()
 
         async def finished() -> dict[str, Any]:
             while True:
@@ -198,8 +226,10 @@ async def test_cancelled_items_can_be_retried(serve: Serve) -> None:
         async with asyncio.timeout(15):
             final = await finished()
         items = (await client.get(f"/v1/jobs/{job['id']}/items")).json()["data"]
+        # The old run ending late closed nothing: every item is the new runs' result.
         assert final["status"] == "completed"
         assert final["progress"]["completed"] == 3
+        assert final["progress"]["cancelled"] == 0
         assert [i["status"] for i in items] == ["completed"] * 3
         nothing = await client.post(f"/v1/jobs/{job['id']}/retry")
         assert nothing.status_code == 409
