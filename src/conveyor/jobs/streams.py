@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from conveyor.assets.models import Asset
 from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
@@ -201,7 +203,7 @@ class JobStreams:
         return JobResults(job=JobOut.from_row(job, reasons[:5]), items=shown)
 
     async def _add_urls(
-        self, conn: Any, items: list[ItemOut], urls: FileUrls, request_base: str
+        self, conn: AsyncConnection, items: list[ItemOut], urls: FileUrls, request_base: str
     ) -> None:
         refs = [ref for item in items for ref in _file_refs(item.output)]
         stored = await self.assets.get_many(conn, sorted({ref["asset_id"] for ref in refs}))
