@@ -48,7 +48,7 @@ from conveyor.jobs.events import EVENTS_CHANNEL, EventBus
 from conveyor.jobs.items import ItemService
 from conveyor.jobs.models import JobRow
 from conveyor.jobs.retention import RetentionSweeper
-from conveyor.jobs.schemas import JobOut
+from conveyor.jobs.schemas import ErrorReason, JobOut
 from conveyor.jobs.service import JobService
 from conveyor.jobs.streams import JobStreams
 from conveyor.net.fetcher import SafeFetcher
@@ -249,8 +249,8 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
-def _render_job(job: JobRow) -> dict[str, object]:
-    return JobOut.from_row(job).model_dump(mode="json")
+def _render_job(job: JobRow, reasons: list[ErrorReason]) -> dict[str, object]:
+    return JobOut.from_row(job, reasons).model_dump(mode="json")
 
 
 def _file_links(settings: Settings, storage: StorageBackend, signer: AssetLinks) -> FileLinks:

@@ -18,7 +18,7 @@ from conveyor.core.clock import Clock
 from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import MIXED_CURRENCIES, STEP_SUCCEEDED, ItemRow, JobRow, StepRunRow
-from conveyor.jobs.schemas import progress_event
+from conveyor.jobs.schemas import REASONS_SHOWN, ErrorReason, progress_event
 from conveyor.jobs.tasks import webhook_task
 from conveyor.providers.base import DEFAULT_CURRENCY
 from conveyor.queue import QueueRepository
@@ -58,6 +58,15 @@ class ItemService:
 
     async def get_job(self, conn: AsyncConnection, job_id: str) -> JobRow | None:
         return await repo.get_job(conn, job_id)
+
+    async def error_reasons(
+        self, conn: AsyncConnection, job: JobRow, *, limit: int = REASONS_SHOWN
+    ) -> list[ErrorReason]:
+        """The most common errors of the job's failed items (for its ``error_summary``)."""
+        found = await repo.error_reasons(conn, [job.id]) if job.failed else {}
+        return [ErrorReason(code=c, message=m, count=n) for c, m, n in found.get(job.id, [])][
+            :limit
+        ]
 
     async def step_runs(self, conn: AsyncConnection, item_id: str) -> list[StepRunRow]:
         """The item's step runs, oldest first (the history a resumed item replays)."""

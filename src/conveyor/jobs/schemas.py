@@ -62,6 +62,10 @@ class Progress(BaseModel):
     percent: float
 
 
+# How many of the most common reasons an ``error_summary`` lists.
+REASONS_SHOWN = 5
+
+
 class ErrorReason(BaseModel):
     code: str | None
     message: str

@@ -29,6 +29,7 @@ from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import ITEM_PENDING, JOB_ACTIVE, JOB_FAILED, JOB_PENDING, ItemRow, JobRow
 from conveyor.jobs.schemas import (
+    REASONS_SHOWN,
     ErrorReason,
     JobCreate,
     JobOut,
@@ -324,7 +325,7 @@ class JobService:
         return found
 
     async def error_reasons(
-        self, conn: AsyncConnection, job_rows: Sequence[JobRow], *, limit: int = 5
+        self, conn: AsyncConnection, job_rows: Sequence[JobRow], *, limit: int = REASONS_SHOWN
     ) -> dict[str, list[ErrorReason]]:
         """The most common errors of each job's failed items (jobs with none are left out)."""
         wanted = [job.id for job in job_rows if job.failed > 0]

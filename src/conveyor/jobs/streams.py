@@ -31,7 +31,14 @@ from conveyor.errors import NotFound
 from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import ItemRow, JobRow
-from conveyor.jobs.schemas import ErrorReason, ItemOut, JobOut, JobResults, Progress
+from conveyor.jobs.schemas import (
+    REASONS_SHOWN,
+    ErrorReason,
+    ItemOut,
+    JobOut,
+    JobResults,
+    Progress,
+)
 from conveyor.storage import ZipEntry, stream_zip
 
 # Without an event, a stream or a wait re-reads the job this often (events from other nodes
@@ -200,7 +207,7 @@ class JobStreams:
             if request_base is not None and self.file_urls is not None:
                 await self._add_urls(conn, shown, self.file_urls, request_base)
         reasons = [ErrorReason(code=c, message=m, count=n) for c, m, n in found.get(job.id, [])]
-        return JobResults(job=JobOut.from_row(job, reasons[:5]), items=shown)
+        return JobResults(job=JobOut.from_row(job, reasons[:REASONS_SHOWN]), items=shown)
 
     async def _add_urls(
         self, conn: AsyncConnection, items: list[ItemOut], urls: FileUrls, request_base: str

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from conveyor.providers.base import Checkpoint, ModelCall, ModelOutput, ProviderState
 from conveyor.providers.errors import ProviderCancelled
@@ -171,6 +172,39 @@ async def test_partly_failed_job_sums_up_its_errors_and_stays_completed(serve: S
             )
         ).json()
         assert clean["error_summary"] is None
+
+
+async def test_the_webhook_body_carries_the_error_summary(serve: Serve) -> None:
+    bodies: list[dict[str, Any]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        bodies.append(await request.json())
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with serve(ScriptedModel(broken={"x"})) as client:
+            await client.post(
+                "/v1/jobs",
+                json={
+                    "model": "test/echo",
+                    "items": [{"text": "ok"}, {"text": "x"}],
+                    "webhook_url": f"http://127.0.0.1:{port}/hook",
+                },
+            )
+            await _until(lambda: bool(bodies), timeout=20)
+    finally:
+        await runner.cleanup()
+    summary = bodies[0]["job"]["error_summary"]
+    assert bodies[0]["job"]["status"] == "completed"
+    assert summary["failed"] == 1
+    assert [(r["count"], r["code"]) for r in summary["reasons"]] == [(1, "STEP_FAILED")]
 
 
 @dataclass
