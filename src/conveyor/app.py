@@ -13,7 +13,7 @@ from conveyor.api import mount_routers
 from conveyor.compat.photos.endpoints import photo_body_limits
 from conveyor.config import Settings, get_settings
 from conveyor.core.clock import Clock
-from conveyor.core.http import BodySizeLimit, install_error_handlers
+from conveyor.core.http import BodySizeLimit, LimitSetting, install_error_handlers
 from conveyor.core.migrate import upgrade_async
 from conveyor.providers.base import ModelAdapter
 from conveyor.runtime import open_runtime
@@ -65,6 +65,8 @@ def create_app(
         body_limit=settings.max_json_body_bytes,
         upload_limit=settings.max_upload_bytes + 64 * 1024,
         paths=photo_body_limits(settings),
+        body_setting=LimitSetting(settings.max_json_body_bytes, "CONVEYOR_MAX_JSON_BODY_BYTES"),
+        upload_setting=LimitSetting(settings.max_upload_bytes, "CONVEYOR_MAX_UPLOAD_BYTES"),
     )
     mount_routers(app)
     return app

@@ -48,7 +48,7 @@ from conveyor.jobs.events import EVENTS_CHANNEL, EventBus
 from conveyor.jobs.items import ItemService
 from conveyor.jobs.models import JobRow
 from conveyor.jobs.retention import RetentionSweeper
-from conveyor.jobs.schemas import JobOut
+from conveyor.jobs.schemas import ErrorReason, JobOut
 from conveyor.jobs.service import JobService
 from conveyor.jobs.streams import JobStreams
 from conveyor.net.fetcher import SafeFetcher
@@ -249,8 +249,8 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
-def _render_job(job: JobRow) -> dict[str, object]:
-    return JobOut.from_row(job).model_dump(mode="json")
+def _render_job(job: JobRow, reasons: list[ErrorReason]) -> dict[str, object]:
+    return JobOut.from_row(job, reasons).model_dump(mode="json")
 
 
 def _file_links(settings: Settings, storage: StorageBackend, signer: AssetLinks) -> FileLinks:
@@ -361,12 +361,12 @@ async def open_runtime(
         webhook_fetcher=webhook_fetcher,
     )
     items = ItemService(clock, queue, events)
-    streams = JobStreams(db, clock, events, assets)
     secret_key = _secret_key(settings)
     asset_links = AssetLinks(secret_key, settings.public_url, clock)
-    boxes = BoxService(
-        jobs, assets, GenerationPlanner(models), _file_links(settings, storage, asset_links), clock
-    )
+    # One way to hand out file URLs: a box's file_url and a job result's url agree.
+    file_links = _file_links(settings, storage, asset_links)
+    streams = JobStreams(db, clock, events, assets, file_links)
+    boxes = BoxService(jobs, assets, GenerationPlanner(models), file_links, clock)
     listener = None
     if db.dialect == "postgresql":
         listener = PostgresListener(settings.resolved_database_url)

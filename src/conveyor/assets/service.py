@@ -82,7 +82,11 @@ class AssetService:
         meta: dict[str, Any] | None = None,
     ) -> Asset:
         """Store a stream's bytes (once per content); returns the row to ``add``."""
-        async with await ingest(chunks, max_bytes=max_bytes or self.max_upload_bytes) as spooled:
+        async with await ingest(
+            chunks,
+            max_bytes=max_bytes or self.max_upload_bytes,
+            limit_setting=None if max_bytes else "CONVEYOR_MAX_UPLOAD_BYTES",
+        ) as spooled:
             mime = sniff_mime(spooled.head) or OCTET_STREAM
             if allowed_types is not None and mime not in allowed_types:
                 raise UnsupportedMediaType(

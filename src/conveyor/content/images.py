@@ -35,6 +35,8 @@ __all__ = [
 
 # 50 megapixels: more than any camera photo a client sends, far less than a bomb.
 DEFAULT_MAX_PIXELS = 50_000_000
+# The setting of the pixel limit recipes check inputs against (the engines' own limit).
+PIXEL_LIMIT_SETTING = "CONVEYOR_ENGINE_MAX_IMAGE_PIXELS"
 # Below this many pixels on a side a picture shows nothing a model could describe.
 TINY_IMAGE_SIDE = 16
 
@@ -95,6 +97,7 @@ def check_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     *,
     formats: Collection[str] | None = None,
+    limit_setting: str | None = None,
 ) -> ImageInfo:
     """Decode ``data`` fully and describe it; raise ``ImageRejected`` subclasses otherwise.
 
@@ -117,6 +120,7 @@ def check_image(
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"image is {width}×{height} pixels, more than the limit of {max_pixels:,}"
+            + (f" (set by {limit_setting})" if limit_setting else "")
         )
     _decode(data, sniffed)
 

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.core.db import database_unreachable
+from conveyor.core.sizes import describe_size
 from conveyor.errors import ConveyorError
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,14 @@ class PathBodyLimit:
     drain: int = DRAIN_BYTES
 
 
+@dataclass(frozen=True, slots=True)
+class LimitSetting:
+    """A size limit as the operator set it (``limit`` bytes) and the setting's name."""
+
+    limit: int
+    setting: str
+
+
 class BodySizeLimit:
     """Refuse request bodies over a limit before they are read into memory or onto disk.
 
@@ -156,11 +165,16 @@ class BodySizeLimit:
         body_limit: int,
         upload_limit: int,
         paths: Mapping[str, PathBodyLimit] | None = None,
+        body_setting: LimitSetting | None = None,
+        upload_setting: LimitSetting | None = None,
     ) -> None:
         self.app = app
         self.body_limit = body_limit
         self.upload_limit = upload_limit
         self.paths = dict(paths or {})
+        # How a refusal names the limit and the setting that changes it.
+        self.body_setting = body_setting
+        self.upload_setting = upload_setting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -168,11 +182,21 @@ class BodySizeLimit:
             return
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
-        limit = self.upload_limit if content_type.startswith("multipart/") else self.body_limit
+        upload = content_type.startswith("multipart/")
+        limit = self.upload_limit if upload else self.body_limit
+        named = self.upload_setting if upload else self.body_setting
+        too_large = f"request body over {limit} bytes"
+        if named is not None:
+            what = "the upload" if upload else "the request body"
+            too_large = (
+                f"{what} is larger than the limit of {describe_size(named.limit)} "
+                f"(set by {named.setting})"
+            )
         refusal: Callable[[int, str], dict[str, Any]] | None = None
         drain = DRAIN_BYTES
         if (own := self.paths.get(scope.get("path", ""))) is not None:
             limit, refusal, drain = own.limit, own.refusal, own.drain
+            too_large = f"request body over {limit} bytes"
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
@@ -182,13 +206,11 @@ class BodySizeLimit:
                 return
             if too_big:
                 await _drain(receive, drain)
-                message = f"request body over {limit} bytes"
-                await _reject(send, 413, "PAYLOAD_TOO_LARGE", message, refusal)
+                await _reject(send, 413, "PAYLOAD_TOO_LARGE", too_large, refusal)
                 return
         received = 0
         started = False
         overflow = False
-        too_large = f"request body over {limit} bytes"
 
         async def counting_receive() -> Message:
             nonlocal received, overflow

@@ -66,6 +66,11 @@ class CancellationWatch:
             for callback in list(self._on_cancel.pop(job_id, ())):
                 callback()
 
+    def reopened(self, job_id: str) -> None:
+        """The job runs again (a retry reopened its cancelled items): forget its cancel. A
+        cancel made after that is learnt again from its event or the next check."""
+        self._cancelled.discard(job_id)
+
     def is_cancelled(self, job_id: str) -> bool:
         return job_id in self._cancelled
 

@@ -23,6 +23,7 @@ from typing import Protocol
 from conveyor.assets.models import SOURCE_DERIVED, SOURCE_GENERATED, Asset
 from conveyor.assets.service import AssetService, decode_data_url
 from conveyor.core.db import Database
+from conveyor.core.sizes import describe_size
 from conveyor.errors import PayloadTooLarge
 from conveyor.net.errors import FetchFailed
 from conveyor.providers.base import FileInput, StoredFile
@@ -135,6 +136,9 @@ class ItemFiles:
 
     async def read(self, file: FileInput, *, max_bytes: int | None = None) -> bytes:
         limit = max_bytes or self._max_bytes
+        too_large = f"input file is larger than the limit of {describe_size(limit)}" + (
+            "" if max_bytes else " (set by CONVEYOR_FETCH_MAX_BYTES)"
+        )
         if file.url is not None:
             if file.url.startswith("data:"):
                 data, _ = decode_data_url(file.url)
@@ -142,11 +146,11 @@ class ItemFiles:
                 async with self._downloader.stream(file.url, max_bytes=limit) as body:
                     data = await body.read()
             if len(data) > limit:
-                raise PayloadTooLarge(f"input file is larger than {limit} bytes")
+                raise PayloadTooLarge(too_large)
             return data
         asset = await self._asset(file)
         if asset.size > limit:
-            raise PayloadTooLarge(f"input file is larger than {limit} bytes")
+            raise PayloadTooLarge(too_large)
         return await self._assets.read_bytes(asset)
 
     async def url_for(self, file: FileInput) -> str:

@@ -165,6 +165,10 @@ class ItemHandler:
                 stopped = True
                 me.cancel()
 
+        if item.status == ITEM_PENDING and item.runs > 0:
+            # Reopened by a retry, which a cancel may have preceded: what this node
+            # remembers of that cancel is stale (the item's writes check the rows anyway).
+            deps.watch.reopened(job.id)
         deps.watch.track(job.id, stop)
         parked = False
         try:
@@ -225,7 +229,6 @@ class ItemHandler:
                 error=outcome.error,
                 code=outcome.code,
                 model_used=run.last_model if run else None,
-                cost=run.cost if run else 0.0,
                 stages=run.stages if run else (),
             )
         if closed is not None:

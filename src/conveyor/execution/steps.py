@@ -96,6 +96,15 @@ def scoped_reuse_key(client_id: str, reuse_key: str) -> str:
     return hashlib.sha256(f"{client_id}\n{reuse_key}".encode()).hexdigest()
 
 
+def _unprefixed(message: str, model_id: str) -> str:
+    """``message`` without a leading ``"<model_id>: "``: the step's summary names the model
+    before each error, and an error that names it too would read ``m: m: ...``."""
+    prefix = f"{model_id}: "
+    while message.startswith(prefix):
+        message = message[len(prefix) :]
+    return message
+
+
 def _pollable(adapter: ModelAdapter | None) -> PollableAdapter | None:
     return adapter if hasattr(adapter, "begin") else None  # type: ignore[return-value]
 
@@ -106,6 +115,7 @@ def _step_output(output: ModelOutput) -> dict[str, Any]:
         "text": output.text,
         "data": output.data,
         "cost": output.cost,
+        "currency": output.currency,
         "files": [
             {"asset_id": f.asset_id, "mime_type": f.mime_type, "size": f.size, "sha256": f.sha256}
             for f in output.files
@@ -119,6 +129,7 @@ def _model_output(saved: dict[str, Any]) -> ModelOutput:
         data=saved.get("data"),
         files=[StoredFile(**f) for f in saved.get("files") or []],
         cost=saved.get("cost"),
+        currency=saved.get("currency"),
         model_id=saved.get("model_id"),
         reused=saved.get("reused_from") is not None,
     )
@@ -134,7 +145,6 @@ class ItemExecution:
     prior: list[StepRunRow]
     files: ItemFiles
     stages: tuple[str, ...] = ()
-    cost: float = 0.0
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     last_model: str | None = None
@@ -285,7 +295,7 @@ class ItemExecution:
             try:
                 output = await self._call(name, model_id, index, earlier, inputs, scoped)
             except ConveyorError as exc:
-                tried.append({"model": model_id, "error": exc.message})
+                tried.append({"model": model_id, "error": _unprefixed(exc.message, model_id)})
                 if exc.retryable:
                     transient = exc
                 continue
@@ -470,7 +480,6 @@ class ItemExecution:
             if outcome != "parked":
                 STEP_SECONDS.labels(model_id, outcome).observe(time.perf_counter() - timer)
         output.model_id = model_id
-        self.cost += output.cost or 0.0
         await self._save(
             base,
             STEP_SUCCEEDED,

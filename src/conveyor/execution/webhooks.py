@@ -21,6 +21,7 @@ from conveyor.errors import ConveyorError
 from conveyor.execution import repository
 from conveyor.jobs.items import ItemService
 from conveyor.jobs.models import JobRow
+from conveyor.jobs.schemas import ErrorReason
 from conveyor.net.errors import FetchError
 from conveyor.net.fetcher import SafeFetcher
 from conveyor.queue import TaskContext
@@ -66,7 +67,7 @@ class WebhookSender:
         fetcher: SafeFetcher,
         *,
         secret: str,
-        render_job: Callable[[JobRow], dict[str, object]],
+        render_job: Callable[[JobRow, list[ErrorReason]], dict[str, object]],
     ) -> None:
         self.db = db
         self.items = items
@@ -81,10 +82,13 @@ class WebhookSender:
         async with self.db.read() as conn:
             job = await self.items.get_job(conn, job_id)
             attempt = 1 + await repository.count_webhook_attempts(conn, job_id)
+            reasons = await self.items.error_reasons(conn, job) if job is not None else []
         if job is None or not job.webhook_url:
             return
         body = json.dumps(
-            {"event": event, "job": self.render_job(job)}, separators=(",", ":"), default=str
+            {"event": event, "job": self.render_job(job, reasons)},
+            separators=(",", ":"),
+            default=str,
         ).encode()
         timestamp = int(self.clock.timestamp())
         headers = {

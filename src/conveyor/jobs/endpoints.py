@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -29,6 +29,7 @@ from conveyor.jobs.schemas import (
     JobPage,
     JobResults,
     JobStatus,
+    JobWithItems,
     RetryOut,
 )
 from conveyor.jobs.streams import parse_event_id
@@ -44,17 +45,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "",
-    response_model=JobOut,
+    response_model=JobWithItems,
     status_code=201,
     summary="Create a job",
+    description="With `wait`, the answer also holds every item with its result (`items`), "
+    "each output file with a `url` to download it.",
     responses={
         200: {
-            "model": JobOut | JobEstimate,
+            "model": JobWithItems | JobEstimate,
             "description": "Finished within `wait`, or an existing job; with `dry_run`, "
             "the estimate (`JobEstimate`: each item's model chain with prices) and nothing "
             "created",
         },
-        202: {"model": JobOut, "description": "Accepted; still running after `wait`"},
+        202: {"model": JobWithItems, "description": "Accepted; still running after `wait`"},
         401: _ERRORS[401],
         413: {"description": "Request body too large"},
         415: {"description": "The body is not sent as `Content-Type: application/json`"},
@@ -62,6 +65,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
 )
 async def create_job(
+    request: Request,
     client: CurrentClient,
     body: JobCreate,
     response: Response,
@@ -69,7 +73,7 @@ async def create_job(
     jobs: JobServiceDep,
     streams: JobStreamsDep,
     settings: SettingsDep,
-) -> JobOut | JSONResponse:
+) -> JobWithItems | JSONResponse:
     submission = jobs.prepare(body)
     await jobs.check_webhook(submission)
     await jobs.vet(submission)
@@ -83,9 +87,11 @@ async def create_job(
     if body.wait:
         job = await streams.wait(job.id, min(body.wait, settings.max_wait_seconds))
         response.status_code = 200 if job.finished else 202
-    elif not created.created:
+        results = await streams.results(job, request_base=str(request.base_url))
+        return JobWithItems(**results.job.model_dump(), items=results.items)
+    if not created.created:
         response.status_code = 200
-    return JobOut.from_row(job)
+    return JobWithItems(**JobOut.from_row(job).model_dump())
 
 
 @router.get("", response_model=JobPage, summary="List your jobs, newest first")
@@ -100,14 +106,17 @@ async def list_jobs(
     rows, next_cursor = await jobs.list_jobs(
         conn, client, status=status, limit=limit, cursor=cursor
     )
-    return JobPage(data=[JobOut.from_row(r) for r in rows], next_cursor=next_cursor)
+    reasons = await jobs.error_reasons(conn, rows)
+    return JobPage(
+        data=[JobOut.from_row(r, reasons.get(r.id)) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job", responses=_ERRORS)
 async def get_job(
     client: CurrentClient, conn: ReadConn, jobs: JobServiceDep, job_id: JobId
 ) -> JobOut:
-    return JobOut.from_row(await jobs.get(conn, client, job_id))
+    return await jobs.shown(conn, await jobs.get(conn, client, job_id))
 
 
 @router.get("/{job_id}/items", response_model=ItemPage, summary="Items of a job", responses=_ERRORS)
@@ -131,13 +140,15 @@ async def list_items(
     responses=_ERRORS,
 )
 async def get_results(
+    request: Request,
     client: CurrentClient,
     conn: ReadConn,
     jobs: JobServiceDep,
     streams: JobStreamsDep,
     job_id: JobId,
 ) -> JobResults:
-    return await streams.results(await jobs.get(conn, client, job_id))
+    job = await jobs.get(conn, client, job_id)
+    return await streams.results(job, request_base=str(request.base_url))
 
 
 @router.get(
@@ -150,6 +161,7 @@ async def get_results(
     },
 )
 async def download(
+    request: Request,
     client: CurrentClient,
     conn: ReadConn,
     jobs: JobServiceDep,
@@ -157,7 +169,8 @@ async def download(
     job_id: JobId,
     format: Annotated[Literal["json", "zip"], Query()] = "json",
 ) -> Response:
-    results = await streams.results(await jobs.get(conn, client, job_id))
+    job = await jobs.get(conn, client, job_id)
+    results = await streams.results(job, request_base=str(request.base_url))
     if format == "json":
         return Response(
             results.model_dump_json(indent=2).encode(),
@@ -199,17 +212,17 @@ async def job_events(
 async def cancel_job(
     client: CurrentClient, conn: WriteConn, jobs: JobServiceDep, job_id: JobId
 ) -> JobOut:
-    return JobOut.from_row(await jobs.cancel(conn, client, job_id))
+    return await jobs.shown(conn, await jobs.cancel(conn, client, job_id))
 
 
 @router.post(
     "/{job_id}/retry",
     response_model=RetryOut,
-    summary="Run the failed items again",
+    summary="Run the failed and cancelled items again",
     responses={**_ERRORS, 409: {"description": "Nothing to retry"}},
 )
 async def retry_job(
     client: CurrentClient, conn: WriteConn, jobs: JobServiceDep, job_id: JobId
 ) -> RetryOut:
-    job, retried = await jobs.retry(conn, client, job_id)
-    return RetryOut(job=JobOut.from_row(job), retried=retried)
+    job, retried = await jobs.retry(conn, client, job_id, cancelled_too=True)
+    return RetryOut(job=await jobs.shown(conn, job), retried=retried)

@@ -19,9 +19,33 @@ from conveyor.core.clock import Clock
 from conveyor.jobs import repository as repo
 from conveyor.jobs.ending import job_ended
 from conveyor.jobs.events import EventBus, JobEvent
-from conveyor.jobs.models import ItemRow, JobRow, StepRunRow
-from conveyor.jobs.schemas import progress_event
+from conveyor.jobs.models import MIXED_CURRENCIES, STEP_SUCCEEDED, ItemRow, JobRow, StepRunRow
+from conveyor.jobs.schemas import REASONS_SHOWN, ErrorReason, progress_event
+from conveyor.providers.base import DEFAULT_CURRENCY
 from conveyor.queue import QueueRepository
+
+
+def charge_of(runs: Sequence[StepRunRow]) -> repo.Charge:
+    """What these step runs were charged: succeeded calls, each at its own price; a step
+    that took an earlier step's output (``reused_from``) called nothing and costs nothing."""
+    total = 0.0
+    currencies: set[str] = set()
+    unpriced = 0
+    for run in runs:
+        if run.status != STEP_SUCCEEDED or (run.output or {}).get("reused_from"):
+            continue
+        if run.cost is None:
+            unpriced += 1
+            continue
+        total += run.cost
+        if run.cost:
+            currencies.add(str((run.output or {}).get("currency") or DEFAULT_CURRENCY))
+    currency = None
+    if len(currencies) == 1:
+        currency = currencies.pop()
+    elif currencies:
+        currency = MIXED_CURRENCIES
+    return repo.Charge(round(total, 6), currency, unpriced)
 
 
 class ItemService:
@@ -35,6 +59,15 @@ class ItemService:
 
     async def get_job(self, conn: AsyncConnection, job_id: str) -> JobRow | None:
         return await repo.get_job(conn, job_id)
+
+    async def error_reasons(
+        self, conn: AsyncConnection, job: JobRow, *, limit: int = REASONS_SHOWN
+    ) -> list[ErrorReason]:
+        """The most common errors of the job's failed items (for its ``error_summary``)."""
+        found = await repo.error_reasons(conn, [job.id]) if job.failed else {}
+        return [ErrorReason(code=c, message=m, count=n) for c, m, n in found.get(job.id, [])][
+            :limit
+        ]
 
     async def step_runs(self, conn: AsyncConnection, item_id: str) -> list[StepRunRow]:
         """The item's step runs, oldest first (the history a resumed item replays)."""
@@ -85,10 +118,13 @@ class ItemService:
         error: str | None = None,
         code: str | None = None,
         model_used: str | None = None,
-        cost: float = 0.0,
         stages: Sequence[str] = (),
     ) -> repo.ItemOutcome | None:
-        """Close the item and count it on its job; None if it was closed already."""
+        """Close the item and count it on its job; None if it was closed already.
+
+        Its cost is read from its step runs, every run of it: a step paid for in a run that
+        ended in a retry counts as much as one paid for now."""
+        charge = charge_of(await repo.step_runs_of(conn, item.id))
         outcome = await repo.finish_item(
             conn,
             item,
@@ -98,7 +134,7 @@ class ItemService:
             error=error,
             error_code=code,
             model_used=model_used,
-            cost=cost,
+            charge=charge,
             stages=stages,
         )
         if outcome is None:

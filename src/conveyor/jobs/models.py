@@ -47,6 +47,9 @@ ITEM_FAILED = "failed"
 ITEM_CANCELLED = "cancelled"
 ITEM_OPEN = (ITEM_PENDING, ITEM_RUNNING)
 
+# A job's cost_currency when its items were charged in more than one currency.
+MIXED_CURRENCIES = "mixed"
+
 STEP_RUNNING = "running"
 # A submit to a paid provider is under way (or was, when a worker died): no task id yet.
 STEP_SUBMITTING = "submitting"
@@ -73,6 +76,10 @@ jobs = Table(
     Column("failed", Integer, nullable=False, server_default="0"),
     Column("cancelled", Integer, nullable=False, server_default="0"),
     Column("cost", Float, nullable=False, server_default="0"),
+    # What ``cost`` is in (None: nothing charged yet; MIXED_CURRENCIES: no one total), and
+    # how many calls had no known price: while any did, the cost shown is unknown (null).
+    Column("cost_currency", String(8), nullable=True),
+    Column("unpriced_calls", Integer, nullable=False, server_default="0"),
     Column("error_message", Text, nullable=True),
     # Which API created it ("v1", "descriptions", ...): compatibility APIs list their own.
     Column("source", String(32), nullable=False, server_default="v1"),
@@ -103,6 +110,8 @@ items = Table(
     Column("error_code", String(64), nullable=True),
     Column("model_used", String(128), nullable=True),
     Column("cost", Float, nullable=False, server_default="0"),
+    Column("cost_currency", String(8), nullable=True),
+    Column("unpriced_calls", Integer, nullable=False, server_default="0"),
     Column("runs", Integer, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -167,6 +176,8 @@ class JobRow:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    cost_currency: str | None = None
+    unpriced_calls: int = 0
 
     @property
     def finished(self) -> bool:
@@ -192,6 +203,8 @@ class ItemRow:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    cost_currency: str | None = None
+    unpriced_calls: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from conveyor.jobs.models import (
     JOB_FAILED,
     JOB_PENDING,
     JOB_PROCESSING,
+    MIXED_CURRENCIES,
     STEP_SUCCEEDED,
     ItemRow,
     JobRow,
@@ -214,7 +215,9 @@ async def start_item(
     running already) skips touching the job row, which every item of the job shares."""
     result = await conn.execute(
         update(items)
-        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
+        # Of this run: a retry that reopened the item meanwhile (after a cancel) started
+        # another, and a run still winding down must not take it over.
+        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN), items.c.runs == item.runs)
         .values(
             status=ITEM_RUNNING, started_at=func.coalesce(items.c.started_at, now), updated_at=now
         )
@@ -277,6 +280,26 @@ async def refresh_job_stage(
 
 
 @dataclass(frozen=True, slots=True)
+class Charge:
+    """What an item was charged: ``cost`` in ``currency`` (None: nothing charged), and how
+    many calls had no known price (its total is then unknown)."""
+
+    cost: float = 0.0
+    currency: str | None = None
+    unpriced: int = 0
+
+
+def _merged_currency(currency: str | None) -> Any:
+    if currency is None:
+        return jobs.c.cost_currency
+    return case(
+        (jobs.c.cost_currency.is_(None), literal(currency)),
+        (jobs.c.cost_currency == currency, jobs.c.cost_currency),
+        else_=literal(MIXED_CURRENCIES),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ItemOutcome:
     """The job after an item transition: ``finished_status`` is set when it was the last,
     ``stage`` when the job's stage moved on."""
@@ -296,20 +319,26 @@ async def finish_item(
     error: str | None = None,
     error_code: str | None = None,
     model_used: str | None = None,
-    cost: float = 0.0,
+    charge: Charge = Charge(),
     stages: Sequence[str] = (),
 ) -> ItemOutcome | None:
-    """Close an open item and count it on its job, atomically. None if it was not open."""
+    """Close an open item and count it on its job, atomically. None if it was not open, or
+    was reopened by a retry since ``item`` was read (that run's end is the new run's to say).
+
+    ``charge`` is everything the item was charged over all its runs: the job's totals move
+    by its difference from what the item carried before (its last close)."""
     result = await conn.execute(
         update(items)
-        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN))
+        .where(items.c.id == item.id, items.c.status.in_(ITEM_OPEN), items.c.runs == item.runs)
         .values(
             status=status,
             output=output,
             error=error,
             error_code=error_code,
             model_used=model_used,
-            cost=cost,
+            cost=charge.cost,
+            cost_currency=charge.currency,
+            unpriced_calls=charge.unpriced,
             started_at=func.coalesce(items.c.started_at, now),
             finished_at=now,
             updated_at=now,
@@ -327,7 +356,10 @@ async def finish_item(
             .values(
                 {
                     counter.name: counter + 1,
-                    "cost": jobs.c.cost + cost,
+                    "cost": jobs.c.cost + (charge.cost - item.cost),
+                    "unpriced_calls": jobs.c.unpriced_calls
+                    + (charge.unpriced - item.unpriced_calls),
+                    "cost_currency": _merged_currency(charge.currency),
                     "updated_at": now,
                     # An item can finish before any step wrote (it failed at once).
                     "status": case(
@@ -395,40 +427,52 @@ async def cancel_job(conn: AsyncConnection, job: JobRow, now: datetime) -> bool:
     return moved.rowcount == 1
 
 
-async def reopen_failed_items(conn: AsyncConnection, job: JobRow, now: datetime) -> list[ItemRow]:
-    """Failed items back to pending (a new run each), and the job active again.
+async def reopen_failed_items(
+    conn: AsyncConnection, job: JobRow, now: datetime, *, cancelled_too: bool = False
+) -> list[ItemRow]:
+    """Failed items (and cancelled ones, with ``cancelled_too``) back to pending (a new run
+    each), and the job active again.
 
-    One statement picks and reopens the items: two retries at once reopen each item once,
-    and the job's ``failed`` counter drops by exactly the items this call reopened.
+    Each status is reopened by one statement that picks and reopens its items: two retries
+    at once reopen each item once, and the job's ``failed`` and ``cancelled`` counters drop
+    by exactly the items this call reopened.
     """
-    result = await conn.execute(
-        update(items)
-        .where(items.c.job_id == job.id, items.c.status == ITEM_FAILED)
-        .values(
-            status=ITEM_PENDING,
-            error=None,
-            error_code=None,
-            runs=items.c.runs + 1,
-            finished_at=None,
-            updated_at=now,
+    statuses = (ITEM_FAILED, ITEM_CANCELLED) if cancelled_too else (ITEM_FAILED,)
+    reopened: list[ItemRow] = []
+    counts: dict[str, Any] = {}
+    for status in statuses:
+        result = await conn.execute(
+            update(items)
+            .where(items.c.job_id == job.id, items.c.status == status)
+            .values(
+                status=ITEM_PENDING,
+                error=None,
+                error_code=None,
+                runs=items.c.runs + 1,
+                finished_at=None,
+                updated_at=now,
+            )
+            .returning(*items.c)
         )
-        .returning(*items.c)
-    )
-    failed = sorted((item_row(r) for r in result), key=lambda item: item.seq)
-    if not failed:
+        rows = [item_row(r) for r in result]
+        if rows:
+            counter = jobs.c.failed if status == ITEM_FAILED else jobs.c.cancelled
+            counts[counter.name] = counter - len(rows)
+            reopened.extend(rows)
+    if not reopened:
         return []
     await conn.execute(
         update(jobs)
         .where(jobs.c.id == job.id)
         .values(
             status=JOB_PROCESSING,
-            failed=jobs.c.failed - len(failed),
             finished_at=None,
             error_message=None,
             updated_at=now,
+            **counts,
         )
     )
-    return failed
+    return sorted(reopened, key=lambda item: item.seq)
 
 
 async def reopen_completed_items(
@@ -517,3 +561,22 @@ async def finished_job_ids_before(
     if other_than:
         stmt = stmt.where(jobs.c.source.not_in(list(other_than)))
     return list(await conn.scalars(stmt.limit(limit)))
+
+
+async def error_reasons(
+    conn: AsyncConnection, job_ids: Sequence[str]
+) -> dict[str, list[tuple[str | None, str, int]]]:
+    """Each job's failed items grouped by error: ``(code, message, count)``, most first."""
+    if not job_ids:
+        return {}
+    rows = await conn.execute(
+        select(items.c.job_id, items.c.error_code, items.c.error, func.count())
+        .where(items.c.job_id.in_(list(job_ids)), items.c.status == ITEM_FAILED)
+        .group_by(items.c.job_id, items.c.error_code, items.c.error)
+    )
+    found: dict[str, list[tuple[str | None, str, int]]] = {}
+    for job_id, code, error, count in rows:
+        found.setdefault(job_id, []).append((code, error or "failed", int(count)))
+    for reasons in found.values():
+        reasons.sort(key=lambda reason: (-reason[2], reason[1]))
+    return found

@@ -11,7 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from conveyor.errors import BadRequest
-from conveyor.jobs.models import ItemRow, JobRow
+from conveyor.jobs.models import MIXED_CURRENCIES, ItemRow, JobRow
+from conveyor.providers.base import DEFAULT_CURRENCY
 
 JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
 ItemStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
@@ -64,6 +65,52 @@ class Progress(BaseModel):
     percent: float
 
 
+# How many of the most common reasons an ``error_summary`` lists.
+REASONS_SHOWN = 5
+
+
+class ErrorReason(BaseModel):
+    code: str | None
+    message: str
+    count: int = Field(description="How many items failed with this error")
+
+
+class ErrorSummary(BaseModel):
+    """Failed items at a glance: how many, and the most common reasons (most first)."""
+
+    message: str = Field(description="One line, e.g. '2 of 10 items failed: ...'")
+    failed: int
+    cancelled: int
+    total: int
+    reasons: list[ErrorReason]
+
+
+def error_summary(job: JobRow, reasons: list[ErrorReason] | None) -> ErrorSummary | None:
+    """The job's ``error_summary``: None unless some item failed."""
+    if job.failed <= 0:
+        return None
+    reasons = reasons or []
+    message = f"{job.failed} of {job.total} item(s) failed"
+    if reasons:
+        message += ": " + "; ".join(f"{r.message} ({r.count})" for r in reasons[:3])
+    return ErrorSummary(
+        message=message,
+        failed=job.failed,
+        cancelled=job.cancelled,
+        total=job.total,
+        reasons=reasons,
+    )
+
+
+def shown_cost(cost: float, currency: str | None, unpriced: int) -> tuple[float | None, str | None]:
+    """``cost`` and ``cost_currency`` as the API shows them: null when any call's price is
+    unknown or the charges are in several currencies (no honest total); a cost with nothing
+    charged is 0.0 in the default currency."""
+    if unpriced > 0 or currency == MIXED_CURRENCIES:
+        return None, None
+    return round(cost, 6), currency or DEFAULT_CURRENCY
+
+
 class JobOut(BaseModel):
     id: str
     status: JobStatus
@@ -74,8 +121,14 @@ class JobOut(BaseModel):
     options: dict[str, Any]
     languages: list[str] | None
     progress: Progress
-    cost: float
+    cost: float | None = Field(
+        description="What the job was charged; null when a call's price is unknown"
+    )
+    cost_currency: str | None = Field(description="The currency of `cost` (ISO 4217)")
     error_message: str | None
+    error_summary: ErrorSummary | None = Field(
+        None, description="Set when items failed: counts and the most common reasons"
+    )
     idempotency_key: str | None
     webhook_url: str | None
     simulated: bool
@@ -85,8 +138,10 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def from_row(cls, job: JobRow) -> JobOut:
+    def from_row(cls, job: JobRow, reasons: list[ErrorReason] | None = None) -> JobOut:
+        """The job; ``reasons``: its failed items' errors, most common first."""
         done = job.completed + job.failed + job.cancelled
+        cost, currency = shown_cost(job.cost, job.cost_currency, job.unpriced_calls)
         return cls(
             id=job.id,
             status=job.status,
@@ -104,8 +159,10 @@ class JobOut(BaseModel):
                 pending=max(0, job.total - done),
                 percent=round(100.0 * done / job.total, 1) if job.total else 100.0,
             ),
-            cost=round(job.cost, 6),
+            cost=cost,
+            cost_currency=currency,
             error_message=job.error_message,
+            error_summary=error_summary(job, reasons),
             idempotency_key=job.idempotency_key,
             webhook_url=job.webhook_url,
             simulated=job.simulated,
@@ -126,13 +183,15 @@ class ItemOut(BaseModel):
     error: str | None
     error_code: str | None
     model_used: str | None
-    cost: float
+    cost: float | None
+    cost_currency: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
 
     @classmethod
     def from_row(cls, item: ItemRow) -> ItemOut:
+        cost, currency = shown_cost(item.cost, item.cost_currency, item.unpriced_calls)
         return cls(
             id=item.id,
             seq=item.seq,
@@ -143,7 +202,8 @@ class ItemOut(BaseModel):
             error=item.error,
             error_code=item.error_code,
             model_used=item.model_used,
-            cost=round(item.cost, 6),
+            cost=cost,
+            cost_currency=currency,
             created_at=item.created_at,
             started_at=item.started_at,
             finished_at=item.finished_at,
@@ -168,6 +228,15 @@ class ItemPage(BaseModel):
 class JobResults(BaseModel):
     job: JobOut
     items: list[ItemOut]
+
+
+class JobWithItems(JobOut):
+    """A job created with ``wait``: the job, and every item with its result (each output
+    file with a ``url`` to download it)."""
+
+    items: list[ItemOut] | None = Field(
+        None, description="Every item with its output; set when the request waited"
+    )
 
 
 class RetryOut(BaseModel):

@@ -40,7 +40,15 @@ from conveyor.jobs.inputs import (
     vet_urls,
 )
 from conveyor.jobs.models import ITEM_PENDING, JOB_ACTIVE, JOB_FAILED, JOB_PENDING, ItemRow, JobRow
-from conveyor.jobs.schemas import JobCreate, decode_cursor, encode_cursor, progress_event
+from conveyor.jobs.schemas import (
+    REASONS_SHOWN,
+    ErrorReason,
+    JobCreate,
+    JobOut,
+    decode_cursor,
+    encode_cursor,
+    progress_event,
+)
 from conveyor.jobs.tasks import run_item_tasks
 from conveyor.net.destinations import check_callback_url
 from conveyor.net.fetcher import SafeFetcher
@@ -413,6 +421,22 @@ class JobService:
             found.setdefault(item.job_id, []).append(item)
         return found
 
+    async def error_reasons(
+        self, conn: AsyncConnection, job_rows: Sequence[JobRow], *, limit: int = REASONS_SHOWN
+    ) -> dict[str, list[ErrorReason]]:
+        """The most common errors of each job's failed items (jobs with none are left out)."""
+        wanted = [job.id for job in job_rows if job.failed > 0]
+        found = await repo.error_reasons(conn, wanted)
+        return {
+            job_id: [ErrorReason(code=c, message=m, count=n) for c, m, n in reasons[:limit]]
+            for job_id, reasons in found.items()
+        }
+
+    async def shown(self, conn: AsyncConnection, job: JobRow) -> JobOut:
+        """The job as the API shows it, with its ``error_summary``."""
+        reasons = await self.error_reasons(conn, [job])
+        return JobOut.from_row(job, reasons.get(job.id))
+
     async def latest_task_ids(self, conn: AsyncConnection, item_ids: list[str]) -> dict[str, str]:
         """Each item's latest provider task id (``external_task_id`` of its step runs)."""
         return await repo.latest_task_ids(conn, item_ids)
@@ -454,16 +478,20 @@ class JobService:
         job_id: str,
         *,
         completed_too: Collection[str] = (),
+        cancelled_too: bool = False,
     ) -> tuple[JobRow, int]:
-        """Run the failed items again (finished steps are reused, failed ones re-tried), and
+        """Run the failed items again (finished steps are reused, failed ones re-tried), the
+        cancelled ones with ``cancelled_too`` (a cancelled job picks up where it stopped), and
         the completed items in ``completed_too`` (those a recipe finished only in part)."""
         job = await self.get(conn, client, job_id)
-        if job.status in JOB_ACTIVE and job.failed == 0 and not completed_too:
+        retryable = job.failed + (job.cancelled if cancelled_too else 0)
+        if job.status in JOB_ACTIVE and retryable == 0 and not completed_too:
             return job, 0
-        if job.status not in (*JOB_ACTIVE, JOB_FAILED) and job.failed == 0 and not completed_too:
-            raise Conflict(f"job {job_id} has no failed items to retry", code="NOTHING_TO_RETRY")
+        if job.status not in (*JOB_ACTIVE, JOB_FAILED) and retryable == 0 and not completed_too:
+            what = "failed or cancelled" if cancelled_too else "failed"
+            raise Conflict(f"job {job_id} has no {what} items to retry", code="NOTHING_TO_RETRY")
         now = self.clock.now()
-        reopened = await repo.reopen_failed_items(conn, job, now)
+        reopened = await repo.reopen_failed_items(conn, job, now, cancelled_too=cancelled_too)
         reopened += await repo.reopen_completed_items(conn, job, sorted(completed_too), now)
         await self.queue.enqueue(
             conn, run_item_tasks(job.id, job.client_id, [i.id for i in reopened], job.priority)

@@ -20,8 +20,11 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from conveyor.assets.models import Asset
 from conveyor.assets.service import AssetService
 from conveyor.core.clock import Clock
 from conveyor.core.db import Database, database_unreachable
@@ -29,7 +32,14 @@ from conveyor.errors import NotFound
 from conveyor.jobs import repository as repo
 from conveyor.jobs.events import EventBus, JobEvent
 from conveyor.jobs.models import ItemRow, JobRow
-from conveyor.jobs.schemas import ItemOut, JobOut, JobResults, Progress
+from conveyor.jobs.schemas import (
+    REASONS_SHOWN,
+    ErrorReason,
+    ItemOut,
+    JobOut,
+    JobResults,
+    Progress,
+)
 from conveyor.storage import ZipEntry, stream_zip
 
 log = logging.getLogger(__name__)
@@ -70,12 +80,38 @@ def _item_data(job_id: str, item: ItemRow) -> dict[str, Any]:
     }
 
 
+class FileUrls(Protocol):
+    """Where a client downloads a stored file without an API key (``FileLinks``)."""
+
+    async def url_for(self, asset: Asset, *, request_base: str) -> str: ...
+
+
+def _file_refs(value: Any) -> list[dict[str, Any]]:
+    """Every file an item's output names (``{asset_id, mime_type, ...}``), at any depth:
+    recipes nest them where their results belong."""
+    if isinstance(value, list):
+        return [ref for element in value for ref in _file_refs(element)]
+    if not isinstance(value, dict):
+        return []
+    if isinstance(value.get("asset_id"), str) and "mime_type" in value:
+        return [value]
+    return [ref for element in value.values() for ref in _file_refs(element)]
+
+
 class JobStreams:
-    def __init__(self, db: Database, clock: Clock, events: EventBus, assets: AssetService) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        events: EventBus,
+        assets: AssetService,
+        file_urls: FileUrls | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.events = events
         self.assets = assets
+        self.file_urls = file_urls
 
     async def _job(self, job_id: str) -> JobRow:
         async with self.db.read() as conn:
@@ -190,11 +226,32 @@ class JobStreams:
         reported.update(item.id for item in fresh)
         return [self._event(f"item.{item.status}", _item_data(job.id, item)) for item in fresh]
 
-    async def results(self, job: JobRow) -> JobResults:
-        """The job with every item, as ``GET /v1/jobs/{id}/results`` shows them."""
+    async def results(self, job: JobRow, *, request_base: str | None = None) -> JobResults:
+        """The job with every item, as ``GET /v1/jobs/{id}/results`` shows them; with
+        ``request_base`` (where the request came to), each output file has a ``url``."""
         async with self.db.read() as conn:
             items = await repo.list_items(conn, job.id)
-        return JobResults(job=JobOut.from_row(job), items=[ItemOut.from_row(i) for i in items])
+            found = await repo.error_reasons(conn, [job.id]) if job.failed else {}
+            shown = [ItemOut.from_row(i) for i in items]
+            if request_base is not None and self.file_urls is not None:
+                await self._add_urls(conn, shown, self.file_urls, request_base)
+        reasons = [ErrorReason(code=c, message=m, count=n) for c, m, n in found.get(job.id, [])]
+        return JobResults(job=JobOut.from_row(job, reasons[:REASONS_SHOWN]), items=shown)
+
+    async def _add_urls(
+        self, conn: AsyncConnection, items: list[ItemOut], urls: FileUrls, request_base: str
+    ) -> None:
+        refs = [ref for item in items for ref in _file_refs(item.output)]
+        stored = await self.assets.get_many(conn, sorted({ref["asset_id"] for ref in refs}))
+        made: dict[str, str] = {}
+        for ref in refs:
+            asset = stored.get(ref["asset_id"])
+            if asset is None:
+                ref["url"] = None  # purged: the listing still names it
+                continue
+            if asset.id not in made:
+                made[asset.id] = await urls.url_for(asset, request_base=request_base)
+            ref["url"] = made[asset.id]
 
     def archive(self, results: JobResults) -> AsyncIterator[bytes]:
         """A ZIP streamed as it is read: ``results.json`` and every item's result files, in

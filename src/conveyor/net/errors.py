@@ -38,9 +38,16 @@ class UrlRefused(FetchError):
     status_code = 400
     code = "URL_REFUSED"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"URL refused: {reason}")
+    def __init__(self, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"URL refused: {reason}" + (f" ({hint})" if hint else ""))
         self.reason = reason
+
+
+# What lets an operator fetch from a private address: said with every such refusal.
+PRIVATE_URL_HINT = (
+    "to allow it, set CONVEYOR_ALLOW_PRIVATE_URLS=true, or name the host in "
+    "CONVEYOR_ALLOWED_FETCH_HOSTS or its network in CONVEYOR_ALLOWED_FETCH_NETWORKS"
+)
 
 
 class FetchTooLarge(FetchError):

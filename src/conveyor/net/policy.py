@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from yarl import URL
 
-from conveyor.net.errors import UrlRefused
+from conveyor.net.errors import PRIVATE_URL_HINT, UrlRefused
 
 if TYPE_CHECKING:
     from conveyor.config import Settings
@@ -264,7 +264,7 @@ class UrlPolicy:
             and (host == "localhost" or host.endswith(".localhost"))
             and not (self.allow_private or self.excepts(target))
         ):
-            raise UrlRefused(f"{host} is a loopback name")
+            raise UrlRefused(f"{host} is a loopback name", hint=PRIVATE_URL_HINT)
         return target
 
     def check_addresses(self, target: Target, addresses: Sequence[IPAddress]) -> None:
@@ -275,14 +275,16 @@ class UrlPolicy:
             return
         for ip in addresses:
             if (problem := self._problem(ip)) is not None:
-                raise UrlRefused(f"{target.host} resolves to {problem}")
+                raise UrlRefused(f"{target.host} resolves to {problem}", hint=PRIVATE_URL_HINT)
 
     def _check_literal(self, host: str, ip: IPAddress, *, canonical: bool) -> None:
         if self.allow_private:
             return
         if (problem := self._problem(ip)) is not None:
             # Name the spelling when it is not the plain address, so the client sees why.
-            raise UrlRefused(f"{'the host' if canonical else host} is {problem}")
+            raise UrlRefused(
+                f"{'the host' if canonical else host} is {problem}", hint=PRIVATE_URL_HINT
+            )
         if not canonical:
             raise UrlRefused(f"{host} is an IP address in an unusual spelling (means {ip})")
 

@@ -22,6 +22,9 @@ from typing import Any, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
 
+# The currency of a cost that names none (a price spec's default).
+DEFAULT_CURRENCY = "USD"
+
 ModelKind = Literal["image", "video", "audio", "text", "vision", "translate", "background"]
 
 
@@ -104,7 +107,10 @@ class ModelOutput:
     text: str | None = None
     data: Any = None
     files: list[StoredFile] = field(default_factory=list)
+    # What the call was charged; None when its price is unknown (never a guessed 0.0).
     cost: float | None = None
+    # The currency of ``cost``; None means ``DEFAULT_CURRENCY``.
+    currency: str | None = None
     # Set by the runner: which model in a fallback chain produced it.
     model_id: str | None = None
     # Set by the runner: an earlier identical step's output, taken without calling a model.

@@ -253,13 +253,17 @@ class PriceSpec(_Spec):
     currency: str = "USD"
     per_call: float | None = Field(None, ge=0)
     per_unit: float | None = Field(None, ge=0)
+    # Per file stored from the answer: what was kept is what is charged, whatever number of
+    # outputs was asked for (a provider's filter may drop some).
+    per_file: float | None = Field(None, ge=0)
     unit: str | None = Field(None, description="variable counting the units (duration, n)")
     unit_path: PathStr | None = Field(None, description="or a path in the final answer")
 
     @model_validator(mode="after")
     def _one_rule(self) -> Self:
-        if (self.per_call is None) == (self.per_unit is None):
-            raise ValueError("price needs exactly one of per_call or per_unit")
+        rules = (self.per_call, self.per_unit, self.per_file)
+        if sum(rule is not None for rule in rules) != 1:
+            raise ValueError("price needs exactly one of per_call, per_unit or per_file")
         if self.per_unit is not None and (self.unit is None) == (self.unit_path is None):
             raise ValueError("price.per_unit needs exactly one of unit or unit_path")
         return self

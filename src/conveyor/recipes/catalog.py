@@ -15,11 +15,16 @@ def default_recipes(settings: Settings) -> list[Recipe]:
     return [
         SingleModelRecipe(),
         ImageFinishRecipe(),
-        VehicleDamageRecipe(settings.describe_models, settings.translate_models),
+        VehicleDamageRecipe(
+            settings.describe_models,
+            settings.translate_models,
+            max_image_pixels=settings.engine_max_image_pixels,
+        ),
         ProductPhotoRecipe(
             settings.product_analysis_models,
             settings.product_background_model,
             settings.product_background_fallbacks,
+            max_image_pixels=settings.engine_max_image_pixels,
         ),
         WordMediaRecipe(
             settings.media_image_models, settings.media_audio_models, settings.media_image_prompt

@@ -37,7 +37,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from conveyor.content.images import ImageRejected, check_image
+from conveyor.content.images import (
+    DEFAULT_MAX_PIXELS,
+    PIXEL_LIMIT_SETTING,
+    ImageRejected,
+    check_image,
+)
 from conveyor.errors import TemporaryFailure
 from conveyor.providers.base import FileInput, ModelOutput, StoredFile
 from conveyor.providers.local.catalogue import local_models
@@ -201,7 +206,10 @@ class ProductPhotoRecipe(Recipe):
         background_fallbacks: Sequence[str] = DEFAULT_BACKGROUND_FALLBACKS,
         *,
         finish_inputs: Collection[str] | None = None,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
+        # The engines refuse larger images anyway: refuse them before any paid call.
+        self.max_image_pixels = max_image_pixels
         self.analysis_models = list(analysis_models)
         self.background_model = background_model
         self.background_fallbacks = list(background_fallbacks)
@@ -251,7 +259,7 @@ class ProductPhotoRecipe(Recipe):
     async def run(self, run: ItemRun) -> dict[str, Any]:
         item = PhotoItem.model_validate(run.input)
         options = ProductPhotoOptions.model_validate(run.options)
-        original = await _original(run, item)
+        original = await _original(run, item, self.max_image_pixels)
         photo = FileInput(asset_id=original["asset_id"], mime_type=original["mime_type"])
 
         analysis: dict[str, Any] | None = None
@@ -320,7 +328,7 @@ class ProductPhotoRecipe(Recipe):
         return analysis, output.model_id
 
 
-async def _original(run: ItemRun, item: PhotoItem) -> dict[str, Any]:
+async def _original(run: ItemRun, item: PhotoItem, max_pixels: int) -> dict[str, Any]:
     """The photo as stored (a URL is fetched first), checked to be a usable image."""
     if item.image.url is not None:
         stored = await run.fetch_input(item.image.url, images_only=True)
@@ -330,7 +338,9 @@ async def _original(run: ItemRun, item: PhotoItem) -> dict[str, Any]:
         asset_id = item.image.asset_id
     data = await run.files.read(FileInput(asset_id=asset_id))
     try:
-        info = await asyncio.to_thread(check_image, data)
+        info = await asyncio.to_thread(
+            check_image, data, max_pixels, limit_setting=PIXEL_LIMIT_SETTING
+        )
     except ImageRejected as exc:
         raise ItemFailed(f"the photo cannot be used: {exc.message}", code=exc.code) from exc
     for note in info.warnings:

@@ -31,7 +31,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.content.html import sanitize_description_html
-from conveyor.content.images import ImageRejected, check_image
+from conveyor.content.images import (
+    DEFAULT_MAX_PIXELS,
+    PIXEL_LIMIT_SETTING,
+    ImageRejected,
+    check_image,
+)
 from conveyor.content.languages import language_name, primary
 from conveyor.errors import ItemFailed, TemporaryFailure
 from conveyor.net.errors import FetchError, FetchFailed
@@ -130,7 +135,10 @@ class VehicleDamageRecipe(Recipe):
         self,
         describe_models: Sequence[str] = DEFAULT_DESCRIBE_MODELS,
         translate_models: Sequence[str] = DEFAULT_TRANSLATE_MODELS,
+        *,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
+        self.max_image_pixels = max_image_pixels
         self.describe_models = list(describe_models)
         self.translate_models = list(translate_models)
 
@@ -205,7 +213,7 @@ class VehicleDamageRecipe(Recipe):
 
         async def one(number: int, url: str) -> StoredFile | FetchError | str:
             async with limit:
-                return await _fetch_image(run, number, url, notes)
+                return await _fetch_image(run, number, url, notes, self.max_image_pixels)
 
         outcomes = await asyncio.gather(
             *(one(number, image.url) for number, image in enumerate(lot.images, start=1))
@@ -317,7 +325,7 @@ def translate_inputs(english: str, code: str) -> dict[str, Any]:
 
 
 async def _fetch_image(
-    run: ItemRun, number: int, url: str, notes: _Notes
+    run: ItemRun, number: int, url: str, notes: _Notes, max_pixels: int
 ) -> StoredFile | FetchError | str:
     """The stored image, or why it cannot be used (a fetch error or a sentence)."""
     try:
@@ -326,7 +334,9 @@ async def _fetch_image(
         return exc
     data = await run.files.read(FileInput(asset_id=stored.asset_id))
     try:
-        info = await asyncio.to_thread(check_image, data)
+        info = await asyncio.to_thread(
+            check_image, data, max_pixels, limit_setting=PIXEL_LIMIT_SETTING
+        )
     except ImageRejected as exc:
         return exc.message
     for note in info.warnings:

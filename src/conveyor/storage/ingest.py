@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
+from conveyor.core.sizes import describe_size
 from conveyor.errors import PayloadTooLarge
 
 if TYPE_CHECKING:
@@ -75,8 +76,10 @@ async def ingest(
     max_bytes: int,
     tmp_dir: Path | None = None,
     head_size: int = HEAD_SIZE,
+    limit_setting: str | None = None,
 ) -> IngestedFile:
-    """Spool a stream to a temporary file, hashing it; ``PayloadTooLarge`` past ``max_bytes``."""
+    """Spool a stream to a temporary file, hashing it; ``PayloadTooLarge`` past ``max_bytes``
+    (naming ``limit_setting``, the setting of that limit, when there is one)."""
     handle, path = await asyncio.to_thread(_open_spool_file, tmp_dir)
     hasher = hashlib.sha256()
     size = 0
@@ -88,7 +91,8 @@ async def ingest(
             size += len(chunk)
             if size > max_bytes:
                 raise PayloadTooLarge(
-                    f"the file is larger than the limit of {max_bytes} bytes",
+                    f"the file is larger than the limit of {describe_size(max_bytes)}"
+                    + (f" (set by {limit_setting})" if limit_setting else ""),
                     details={"max_bytes": max_bytes},
                 )
             if len(head) < head_size:

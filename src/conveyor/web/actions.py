@@ -234,7 +234,7 @@ async def cancel_job(
 async def retry_job(
     viewer: ConsoleViewer, form: ConsoleForm, conn: WriteConn, jobs: JobServiceDep, job_id: JobId
 ) -> Response:
-    await jobs.retry(conn, viewer.client, job_id)
+    await jobs.retry(conn, viewer.client, job_id, cancelled_too=True)
     return _see(f"/console/jobs/{job_id}")
 
 

@@ -82,7 +82,7 @@ class JobView:
 
     @property
     def can_retry(self) -> bool:
-        return self.job.failed > 0
+        return self.job.failed > 0 or (self.job.finished and self.job.cancelled > 0)
 
     @property
     def stage_text(self) -> str:

@@ -517,3 +517,21 @@ async def test_a_result_url_the_policy_refuses_is_never_fetched(
     assert simulator.counters()["downloads"] == {}
     stored = [p for p in (tmp_path / "storage").rglob("*") if p.is_file()]
     assert stored == []
+
+
+async def test_a_refused_key_names_the_variable_it_is_read_from(
+    shipped_specs: dict[str, ProviderSpec],
+    simulator: RunningSimulator,
+    session: aiohttp.ClientSession,
+    clock: ManualClock,
+    files: ItemFiles,
+) -> None:
+    adapter = adapter_for(
+        shipped_specs, "replicate/flux-schnell", simulator, session, clock, key="not-a-key"
+    )
+    with pytest.raises(PermanentProviderError) as caught:
+        await run(adapter, files, {"prompt": "x"})
+    assert caught.value.http_status == 401
+    assert caught.value.message.endswith(
+        "; check the API key in CONVEYOR_REPLICATE_API_TOKEN or REPLICATE_API_TOKEN"
+    )

@@ -79,8 +79,12 @@ async def test_a_public_looking_name_that_resolves_to_loopback_is_refused(
     with pytest.raises(UrlRefused) as caught:
         await fetcher.fetch(server.url("/image.png", host="images.example.com"))
 
+    assert caught.value.reason == "images.example.com resolves to a loopback address 127.0.0.1"
+    # The operator reading it learns which settings would allow it.
     assert caught.value.message == (
-        "URL refused: images.example.com resolves to a loopback address 127.0.0.1"
+        "URL refused: images.example.com resolves to a loopback address 127.0.0.1 (to allow "
+        "it, set CONVEYOR_ALLOW_PRIVATE_URLS=true, or name the host in "
+        "CONVEYOR_ALLOWED_FETCH_HOSTS or its network in CONVEYOR_ALLOWED_FETCH_NETWORKS)"
     )
     assert resolver.lookups == ["images.example.com"]
     assert server.requests == []

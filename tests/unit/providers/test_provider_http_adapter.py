@@ -451,6 +451,14 @@ async def test_files_text_and_json_results_and_cost(
             },
             0.4,
         ),
+        # Per file kept: both result URLs were stored, so two are charged.
+        (
+            {
+                "result": {"kind": "files", "paths": ["result"]},
+                "price": {"per_file": 0.03, "currency": "EUR"},
+            },
+            0.06,
+        ),
     ]
     outputs = []
     for model, cost in cases:
@@ -459,6 +467,9 @@ async def test_files_text_and_json_results_and_cost(
         assert output.cost == pytest.approx(cost)
         outputs.append(output)
     assert len(outputs[0].files) == 2
+    assert len(outputs[3].files) == 2
+    assert outputs[3].currency == "EUR"
+    assert outputs[0].currency == "USD"
     assert outputs[1].text == '```json\n{"brand": "Acme"}\n```'
     assert outputs[1].data == {"brand": "Acme"}
     assert outputs[2].data == {"brand": "Acme"}

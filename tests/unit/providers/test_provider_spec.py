@@ -144,7 +144,9 @@ def test_model_ids_are_prefixed_by_the_provider_and_unique() -> None:
 
 def test_price_needs_exactly_one_rule() -> None:
     (error,) = errors_of(with_model(price={"per_call": 1, "per_unit": 2, "unit": "n"}))
-    assert "exactly one of per_call or per_unit" in error
+    assert "exactly one of per_call, per_unit or per_file" in error
+    (error,) = errors_of(with_model(price={"per_call": 1, "per_file": 2}))
+    assert "exactly one of per_call, per_unit or per_file" in error
     (error,) = errors_of(with_model(price={"per_unit": 2}))
     assert "needs exactly one of unit or unit_path" in error
 

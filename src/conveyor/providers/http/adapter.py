@@ -42,6 +42,7 @@ from conveyor.providers.base import (
     ModelOutput,
     PollResult,
     ProviderState,
+    StoredFile,
     TaskWait,
 )
 from conveyor.providers.errors import (
@@ -573,12 +574,18 @@ class HttpModelAdapter:
         if self.model.fetch_result is not None:
             fetch = self._prepare(self.model.fetch_result, variables, "fetch_result")
             final = await self._caller.send_retrying(fetch)
-        cost = compute_cost(self.model.price, variables, final.data)
+        price = self.model.price
+        currency = price.currency if price is not None else None
+
+        def priced(files: list[StoredFile] | None = None, **fields: Any) -> ModelOutput:
+            cost = compute_cost(price, variables, final.data, files=len(files or []))
+            return ModelOutput(files=files or [], cost=cost, currency=currency, **fields)
+
         if final.binary:
             stored = await store_bytes(
                 final.body, call.files, provider=self.provider, mime_type=final.content_type
             )
-            return ModelOutput(files=[stored], cost=cost)
+            return priced([stored])
         extracted = self._result.extract(final.data)
         if extracted is None:
             said = self._task_error.message(final.data)
@@ -591,13 +598,12 @@ class HttpModelAdapter:
             )
         kind = self.model.result.kind
         if kind in ("file", "files"):
-            files = await store_extracted(extracted, call.files, provider=self.provider)
-            return ModelOutput(files=files, cost=cost)
+            return priced(await store_extracted(extracted, call.files, provider=self.provider))
         if kind == "text":
             text = str(extracted.value)
             data = json_or_none(text) if self.model.result.also_json else None
-            return ModelOutput(text=text, data=data, cost=cost)
-        return ModelOutput(data=extracted.value, cost=cost)
+            return priced(text=text, data=data)
+        return priced(data=extracted.value)
 
 
 @dataclass(slots=True)

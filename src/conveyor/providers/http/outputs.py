@@ -108,13 +108,16 @@ def json_or_none(text: str) -> Any:
 
 
 def compute_cost(
-    price: PriceSpec | None, variables: Mapping[str, Any], answer: Any
+    price: PriceSpec | None, variables: Mapping[str, Any], answer: Any, *, files: int = 0
 ) -> float | None:
-    """The price rule applied to this call; None when the rule's unit is unknown."""
+    """The price rule applied to this call (``files``: how many files were stored from its
+    answer); None when there is no rule or the rule's unit is unknown."""
     if price is None:
         return None
     if price.per_call is not None:
         return price.per_call
+    if price.per_file is not None:
+        return round(price.per_file * files, 6)
     assert price.per_unit is not None
     units: Any = MISSING
     if price.unit is not None:

@@ -289,6 +289,9 @@ class ProviderCaller:
         message = f"{self.spec.title}: {request.purpose} failed: " + (
             f"{parts[0]} ({parts[1]})" if meaning else parts[0]
         )
+        if status == 401 and self.spec.auth.key_env:
+            # The one thing that fixes it: where this server reads the key from.
+            message += f"; check the API key in {' or '.join(self.spec.auth.key_env)}"
         name = self.spec.name
         if data is not _NOT_JSON and self._means_permanent(data):
             return PermanentProviderError(message, provider=name, http_status=status)

@@ -27,7 +27,8 @@ from conveyor.providers.local.engine import (
 )
 
 LLM_TRANSLATOR_HINT = (
-    "configure an OpenAI-compatible translate model, e.g. CONVEYOR_TRANSLATE_MODEL"
+    "list an OpenAI-compatible translate model in CONVEYOR_TRANSLATE_MODELS "
+    "(openai/translate needs CONVEYOR_OPENAI_API_KEY)"
 )
 FORMATS = ("text", "html")
 # ISO 639-1 → apertium's ISO 639-3 names for the languages worth naming in a message.

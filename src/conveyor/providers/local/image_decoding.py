@@ -73,7 +73,8 @@ def decode_image(
             img: Image.Image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise EngineInputError(
-                f"image refused as a decompression bomb (limit {max_pixels:,} pixels): {exc}"
+                f"image refused as a decompression bomb (limit {max_pixels:,} pixels, "
+                f"set by CONVEYOR_ENGINE_MAX_IMAGE_PIXELS): {exc}"
             ) from exc
         except UnidentifiedImageError as exc:
             raise EngineInputError(
@@ -86,7 +87,8 @@ def decode_image(
     if width * height > max_pixels:
         raise EngineInputError(
             f"image is {width}×{height} ({width * height:,} pixels), above the limit of "
-            f"{max_pixels:,} pixels (decompression bomb guard)"
+            f"{max_pixels:,} pixels (decompression bomb guard; the limit is "
+            "CONVEYOR_ENGINE_MAX_IMAGE_PIXELS)"
         )
     if width < min_side or height < min_side:
         raise EngineInputError(
