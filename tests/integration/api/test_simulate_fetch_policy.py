@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from conveyor.net import SafeFetcher, UrlRefused
+from conveyor.net.errors import PRIVATE_URL_HINT
 from conveyor.sim import SimConfig, start_simulator
 from tests.integration.conftest import Serve
 from tests.support import databases
@@ -65,7 +66,7 @@ async def test_simulate_mode_opens_the_simulator_port_only(serve: Serve) -> None
                         await fetcher.fetch(f"http://127.0.0.1:{port}/")
                     messages[f"{what} via {id(fetcher)}"] = caught.value.message
             assert set(messages.values()) == {
-                "URL refused: the host is a loopback address 127.0.0.1"
+                f"URL refused: the host is a loopback address 127.0.0.1 ({PRIVATE_URL_HINT})"
             }, messages
             # A webhook at the API's own port is refused when the job is submitted.
             refused = await client.post(

@@ -18,6 +18,7 @@ from conveyor.jobs.inputs import (
     vet_urls,
 )
 from conveyor.net import SafeFetcher, StaticResolver, UrlPolicy
+from conveyor.net.errors import PRIVATE_URL_HINT
 from conveyor.providers.http import HttpOverrides, build_http_adapters, load_specs
 from conveyor.providers.local.adapter import LocalModelAdapter
 from conveyor.providers.local.catalogue import local_models
@@ -124,11 +125,11 @@ async def test_hosts_are_judged_by_the_addresses_they_resolve_to(
     found = {f.loc: f.msg for f in await vet_urls(refs, fetcher)}
     assert found == {
         "items[0].inputs.image": "URL refused: images.internal resolves to a private address "
-        "10.0.0.5",
+        f"10.0.0.5 ({PRIVATE_URL_HINT})",
         "items[2].inputs.image": "URL refused: metadata.example resolves to a link-local "
-        "(cloud metadata) address 169.254.169.254",
+        f"(cloud metadata) address 169.254.169.254 ({PRIVATE_URL_HINT})",
         "items[4].inputs.image": "URL refused: images.internal resolves to a private address "
-        "10.0.0.5",
+        f"10.0.0.5 ({PRIVATE_URL_HINT})",
     }
     # One lookup per host, however many of its URLs a batch names.
     assert sorted(resolver.lookups) == [

@@ -31,6 +31,7 @@ from conveyor.net import (
     UrlPolicy,
     UrlRefused,
 )
+from conveyor.net.errors import PRIVATE_URL_HINT
 from conveyor.net.policy import IPAddress
 from tests.unit.net.local_server import FIVE_GB, LocalServer, local_server, png_bytes
 
@@ -453,7 +454,9 @@ async def test_an_allowed_endpoint_is_fetched_and_every_other_port_refused_alike
                 await fetcher.fetch(f"http://127.0.0.1:{port}/image.png")
             messages.add(caught.value.message)
         assert other.requests == []
-    assert messages == {"URL refused: the host is a loopback address 127.0.0.1"}
+    assert messages == {
+        f"URL refused: the host is a loopback address 127.0.0.1 ({PRIVATE_URL_HINT})"
+    }
 
 
 async def _speak_something_else(

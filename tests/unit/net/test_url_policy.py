@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from conveyor.config import Settings
 from conveyor.net import Target, UrlPolicy, UrlRefused, address_problem, parse_ip_host
+from conveyor.net.errors import PRIVATE_URL_HINT
 
 DEFAULT = UrlPolicy()
 
@@ -347,7 +348,9 @@ def test_closed_and_listening_internal_ports_are_refused_in_the_same_words() -> 
         with pytest.raises(UrlRefused) as caught:
             policy.check_url(f"http://127.0.0.1:{port}/")
         messages.add(caught.value.message)
-    assert messages == {"URL refused: the host is a loopback address 127.0.0.1"}
+    assert messages == {
+        f"URL refused: the host is a loopback address 127.0.0.1 ({PRIVATE_URL_HINT})"
+    }
 
 
 def test_the_internal_test_counts_what_only_an_exception_lets_through() -> None:
