@@ -10,10 +10,10 @@ from fastapi import FastAPI
 
 from conveyor import __version__
 from conveyor.api import mount_routers
-from conveyor.compat.photos.endpoints import photo_body_limits
+from conveyor.compat.photos.endpoints import photo_body_limits, photo_refusal_for
 from conveyor.config import Settings, get_settings
 from conveyor.core.clock import Clock
-from conveyor.core.http import BodySizeLimit, install_error_handlers
+from conveyor.core.http import BodySizeLimit, RequestGuard, install_error_handlers
 from conveyor.core.migrate import upgrade_async
 from conveyor.providers.base import ModelAdapter
 from conveyor.runtime import open_runtime
@@ -60,6 +60,9 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Inside the size limit (added later is outer): the guard reads text bodies whole, and
+    # only bodies the limit let through.
+    app.add_middleware(RequestGuard, render_for=photo_refusal_for)
     app.add_middleware(
         BodySizeLimit,
         body_limit=settings.max_json_body_bytes,

@@ -28,6 +28,7 @@ from conveyor.assets import repository
 from conveyor.assets.models import SOURCE_GENERATED, SOURCE_UPLOADED, Asset
 from conveyor.content.sniff import extension_for, sniff_mime
 from conveyor.core.clock import Clock
+from conveyor.core.http import nul_refusal
 from conveyor.core.ids import new_id
 from conveyor.errors import BadRequest, NotFound, UnsupportedMediaType
 from conveyor.storage import ObjectStream, StorageBackend, content_key, ingest, store_ingested
@@ -81,6 +82,8 @@ class AssetService:
         meta: dict[str, Any] | None = None,
     ) -> Asset:
         """Store a stream's bytes (once per content); returns the row to ``add``."""
+        if filename is not None and "\x00" in filename:
+            raise nul_refusal("the file name")
         async with await ingest(chunks, max_bytes=max_bytes or self.max_upload_bytes) as spooled:
             mime = sniff_mime(spooled.head) or OCTET_STREAM
             if allowed_types is not None and mime not in allowed_types:

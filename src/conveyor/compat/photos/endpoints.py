@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 
 from conveyor.compat.photos.errors import (
     FileTooLarge,
@@ -40,7 +41,7 @@ from conveyor.compat.photos.schemas import (
 )
 from conveyor.compat.photos.uploads import MAX_FILE_BYTES, MAX_FILENAME
 from conveyor.config import Settings
-from conveyor.core.http import PathBodyLimit
+from conveyor.core.http import PathBodyLimit, RenderRefusal
 from conveyor.deps import CurrentClient, DatabaseDep, PhotosServiceDep, ReadConn
 from conveyor.recipes.product_photo import MAX_PROMPT
 
@@ -73,6 +74,15 @@ def photo_body_limits(settings: Settings) -> dict[str, PathBodyLimit]:
         "/process_single": PathBodyLimit(MAX_FILE_BYTES + FORM_OVERHEAD, refusal, DRAIN_BYTES),
         "/process_batch": PathBodyLimit(settings.photos_batch_max_bytes, refusal, DRAIN_BYTES),
     }
+
+
+def photo_refusal_for(path: str) -> RenderRefusal | None:
+    """How ``RequestGuard`` words a refusal on ``path``: in the seed's body on the seed's own
+    routes (matched as the router matches them), Conveyor's standard body elsewhere."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            return seed_error_body
+    return None
 
 
 def _image(body: ImageBody) -> StreamingResponse:
