@@ -10,11 +10,12 @@ from fastapi import FastAPI
 
 from conveyor import __version__
 from conveyor.api import mount_routers
-from conveyor.compat.photos.endpoints import photo_body_limits, photo_refusal_for
+from conveyor.compat.photos.endpoints import PHOTO_ERRORS, photo_body_limits, photo_refusal_for
 from conveyor.config import Settings, get_settings
 from conveyor.core.clock import Clock
 from conveyor.core.http import BodySizeLimit, RequestGuard, install_error_handlers
 from conveyor.core.migrate import upgrade_async
+from conveyor.core.openapi import document_error_answers
 from conveyor.providers.base import ModelAdapter
 from conveyor.runtime import open_runtime
 
@@ -70,4 +71,5 @@ def create_app(
         paths=photo_body_limits(settings),
     )
     mount_routers(app)
+    document_error_answers(app, [PHOTO_ERRORS])
     return app
