@@ -12,14 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from conveyor.app import create_app
 from conveyor.assets.models import assets
 from conveyor.core.http import MAX_JSON_DEPTH
 from conveyor.jobs.models import jobs
 from tests.integration.compat.photos_stack import mug_photo, open_photo_stack
-from tests.integration.conftest import Serve
+from tests.integration.conftest import Serve, fast_settings
 from tests.support.adapters import ScriptedModel
+from tests.support.server import ServerThread
 
 
 def nested(depth: int) -> Any:
@@ -160,3 +164,79 @@ async def test_seed_004_refuses_in_its_own_shape(database_url: str, tmp_path: Pa
         )
         assert_refused(prompt, "NUL_CHARACTER", 4000)
         assert (await stack.counts())[0] == 0
+
+
+def _has_nul(value: Any) -> bool:
+    return "\x00" in json.dumps(value, ensure_ascii=False)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def test_fuzzed_jobs_never_reach_the_database_with_a_nul_or_too_deep(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Random job bodies, some with a NUL somewhere (text, keys, idempotency key) or nested
+    past the cap: those are 400 and write nothing; the rest are never a 5xx."""
+    app = create_app(
+        fast_settings(database_url, tmp_path / "data"), extra_adapters=[ScriptedModel()]
+    )
+    accepted = 0
+    with ServerThread(app) as server, httpx.Client(base_url=server.base_url) as http:
+
+        @given(
+            text=st.text(max_size=8),
+            extra=json_values,
+            depth=st.integers(0, 3) | st.integers(MAX_JSON_DEPTH - 4, 300),
+            key=st.none() | st.text(min_size=1, max_size=8),
+        )
+        @settings(
+            max_examples=60,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(text: str, extra: Any, depth: int, key: str | None) -> None:
+            nonlocal accepted
+            body = {
+                "model": "test/echo",
+                "items": [{"text": text, "extra": nested_around(extra, depth)}],
+            }
+            if key is not None:
+                body["idempotency_key"] = key
+            answer = http.post("/v1/jobs", json=body)
+            assert answer.status_code < 500, answer.text
+            too_deep = _depth(body) > MAX_JSON_DEPTH
+            if _has_nul(body) or too_deep:
+                assert answer.status_code == 400, (body, answer.text)
+                assert answer.json()["error"] in ("NUL_CHARACTER", "JSON_TOO_DEEP")
+                if not _has_nul(body):
+                    assert answer.json()["error"] == "JSON_TOO_DEEP"
+            elif answer.status_code == 201:
+                accepted += 1
+
+        check()
+        listed = http.get("/v1/jobs", params={"limit": 200}).json()["data"]
+    # Idempotency keys may fold repeated bodies into one job: never more jobs than accepted.
+    assert 0 < len(listed) <= accepted
+
+
+def nested_around(value: Any, depth: int) -> Any:
+    for _ in range(depth):
+        value = [value]
+    return value
