@@ -240,3 +240,12 @@ def nested_around(value: Any, depth: int) -> Any:
     for _ in range(depth):
         value = [value]
     return value
+
+
+async def test_a_405_allows_every_method_of_the_path(serve: Serve) -> None:
+    """GET and POST /v1/jobs are two routes: a 405 names both, not just the first's."""
+    async with serve(ScriptedModel()) as client:
+        answer = await client.request("PUT", "/v1/jobs")
+        assert answer.status_code == 405
+        assert {m.strip() for m in answer.headers["allow"].split(",")} >= {"GET", "POST"}
+        assert answer.json()["error"] == "METHOD_NOT_ALLOWED"
