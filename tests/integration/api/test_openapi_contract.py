@@ -81,7 +81,10 @@ def test_every_answer_is_documented(database_url: str, tmp_path: Path, with_key:
             "--exclude-operation-id",
             "revoke_key_v1_keys__key__delete",
         ]
-        run = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        # In the test's own directory: the CLI keeps a cache (.schemathesis/) where it runs.
+        run = subprocess.run(
+            command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+        )
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]
     summary = report[report.rfind("SUMMARY") :]
