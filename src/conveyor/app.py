@@ -10,11 +10,12 @@ from fastapi import FastAPI
 
 from conveyor import __version__
 from conveyor.api import mount_routers
-from conveyor.compat.photos.endpoints import photo_body_limits
+from conveyor.compat.photos.endpoints import PHOTO_ERRORS, photo_body_limits, photo_refusal_for
 from conveyor.config import Settings, get_settings
 from conveyor.core.clock import Clock
-from conveyor.core.http import BodySizeLimit, LimitSetting, install_error_handlers
+from conveyor.core.http import BodySizeLimit, LimitSetting, RequestGuard, install_error_handlers
 from conveyor.core.migrate import upgrade_async
+from conveyor.core.openapi import document_error_answers
 from conveyor.providers.base import ModelAdapter
 from conveyor.runtime import open_runtime
 
@@ -60,6 +61,9 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Inside the size limit (added later is outer): the guard reads text bodies whole, and
+    # only bodies the limit let through.
+    app.add_middleware(RequestGuard, render_for=photo_refusal_for)
     app.add_middleware(
         BodySizeLimit,
         body_limit=settings.max_json_body_bytes,
@@ -69,4 +73,5 @@ def create_app(
         upload_setting=LimitSetting(settings.max_upload_bytes, "CONVEYOR_MAX_UPLOAD_BYTES"),
     )
     mount_routers(app)
+    document_error_answers(app, [PHOTO_ERRORS])
     return app

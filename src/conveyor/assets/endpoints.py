@@ -67,7 +67,7 @@ def _stream_asset(asset: Asset, stream: ObjectStream) -> StreamingResponse:
     "/{asset_id}/signed",
     response_class=StreamingResponse,
     summary="Asset bytes through a signed, time-limited link (no API key)",
-    responses={200: {"content": {"application/octet-stream": {}}}, 403: {}, 404: {}},
+    responses={200: {"content": {"*/*": {}}}, 403: {}, 404: {}},
 )
 async def get_signed_content(
     conn: ReadConn,
@@ -87,7 +87,7 @@ async def get_signed_content(
     "/{asset_id}/content",
     response_class=StreamingResponse,
     summary="Asset bytes",
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"*/*": {}}}},
 )
 async def get_asset_content(
     client: CurrentClient, conn: ReadConn, assets: AssetServiceDep, asset_id: AssetId

@@ -29,6 +29,7 @@ from conveyor.assets.models import SOURCE_GENERATED, SOURCE_UPLOADED, Asset
 from conveyor.content.serving import served_as
 from conveyor.content.sniff import extension_for, sniff_mime
 from conveyor.core.clock import Clock
+from conveyor.core.http import nul_refusal
 from conveyor.core.ids import new_id
 from conveyor.errors import BadRequest, NotFound, UnsupportedMediaType
 from conveyor.storage import ObjectStream, StorageBackend, content_key, ingest, store_ingested
@@ -82,6 +83,8 @@ class AssetService:
         meta: dict[str, Any] | None = None,
     ) -> Asset:
         """Store a stream's bytes (once per content); returns the row to ``add``."""
+        if filename is not None and "\x00" in filename:
+            raise nul_refusal("the file name")
         async with await ingest(
             chunks,
             max_bytes=max_bytes or self.max_upload_bytes,

@@ -1,10 +1,11 @@
-"""HTTP plumbing shared by every router: the error body, body-size limits, and the
-dependency that finds the running services."""
+"""HTTP plumbing shared by every router: the error body, body-size limits, the request guard
+(NUL characters, JSON nesting), and the dependency that finds the running services."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,11 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.core.db import database_unreachable
 from conveyor.core.sizes import describe_size
-from conveyor.errors import ConveyorError
+from conveyor.errors import BadRequest, ConveyorError
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +98,13 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path; a path
+            # served by several routes (GET and POST /v1/jobs) allows all of theirs.
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
         return JSONResponse(
-            error_body(exc.status_code, code, message),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            error_body(exc.status_code, code, message), status_code=exc.status_code, headers=headers
         )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -118,6 +123,23 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods some route answers on this path, asked of the routes themselves (included
+    routers hide their routes' methods)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 class _BodyTooLarge(Exception):
@@ -278,3 +300,183 @@ async def _reject(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+# How deep a JSON body may nest (objects and arrays). The deepest body any of Conveyor's APIs
+# documents is a handful of levels; json.loads recurses per level, so a body a thousand
+# levels deep would end in a RecursionError (a 500) wherever it is parsed.
+MAX_JSON_DEPTH = 64
+
+# Bytes the nesting scan stops at: quotes, backslashes and brackets. Everything between them
+# is skipped by the regular expression engine, so a 10 MB body costs one pass in C.
+_JSON_TOKENS = re.compile(rb'["\\\[\]{}]')
+_UNESCAPED_NUL = b"\x00"
+_ESCAPED_NUL = b"u0000"
+_FORM_NUL = re.compile(rb"%00")
+# Bodies carried as bytes, never parsed as text: not scanned.
+_BINARY_TYPES = ("application/octet-stream", "image/", "audio/", "video/")
+
+RenderRefusal = Callable[[ConveyorError], dict[str, Any]]
+
+
+def standard_refusal(error: ConveyorError) -> dict[str, Any]:
+    return error_body(error.status_code, error.code, error.message)
+
+
+def nul_refusal(where: str) -> BadRequest:
+    return BadRequest(
+        f"{where} holds a NUL character (\\u0000), which Conveyor does not store",
+        code="NUL_CHARACTER",
+    )
+
+
+def text_body_problem(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> BadRequest | None:
+    """Why a JSON (or other text) body is refused before any route parses it: a NUL, raw or
+    escaped as ``\\u0000`` inside a string, or nesting deeper than ``max_depth``.
+
+    The scan walks tokens in a loop (no recursion), so no depth can exhaust the stack; text
+    that is not JSON is scanned the same way and is at worst refused as too deep."""
+    if _UNESCAPED_NUL in body:
+        return nul_refusal("the request body")
+    depth = 0
+    in_string = False
+    skip_to = 0
+    for match in _JSON_TOKENS.finditer(body):
+        at = match.start()
+        if at < skip_to:
+            continue  # the character after a backslash
+        token = body[at]
+        if in_string:
+            if token == 0x5C:  # backslash: the next character is escaped
+                if body.startswith(_ESCAPED_NUL, at + 1):
+                    return nul_refusal("the request body")
+                skip_to = at + 2
+            elif token == 0x22:
+                in_string = False
+        elif token == 0x22:
+            in_string = True
+        elif token in (0x5B, 0x7B):
+            depth += 1
+            if depth > max_depth:
+                return BadRequest(
+                    f"the JSON body nests deeper than {max_depth} levels",
+                    code="JSON_TOO_DEEP",
+                )
+        elif token in (0x5D, 0x7D):
+            depth -= 1
+    return None
+
+
+def _query_problem(scope: Scope) -> BadRequest | None:
+    if "\x00" in scope.get("path", ""):
+        return nul_refusal("the path")
+    query: bytes = scope.get("query_string", b"")
+    if _UNESCAPED_NUL in query or _FORM_NUL.search(query):
+        return nul_refusal("the query string")
+    return None
+
+
+class RequestGuard:
+    """Refuse, with a 400 in the error shape of the API the path belongs to, what no route
+    could store or parse safely: a NUL character in the path, the query string or a text
+    body (JSON, form fields), and a JSON body nested deeper than ``max_depth``.
+
+    A text body is read whole before the route sees it (``BodySizeLimit``, outside this
+    middleware, bounds it) and handed on unchanged when it passes. Multipart bodies go
+    through untouched: their files are bytes, and the routes that parse them refuse a NUL
+    in a file name or field themselves. ``render_for(path)`` gives the body of a refusal;
+    ``None`` means Conveyor's standard one."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        render_for: Callable[[str], RenderRefusal | None] | None = None,
+        max_depth: int = MAX_JSON_DEPTH,
+    ) -> None:
+        self.app = app
+        self.render_for = render_for
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = _query_problem(scope)
+        if problem is not None:
+            await self._refuse(scope, receive, send, problem)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        no_body = headers.get(b"content-length") in (None, b"0") and (
+            b"transfer-encoding" not in headers
+        )
+        if no_body or content_type.startswith(("multipart/", *_BINARY_TYPES)):
+            await self.app(scope, receive, send)
+            return
+        body, ended = await _read_body(receive)
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            if _UNESCAPED_NUL in body or _FORM_NUL.search(body):
+                problem = nul_refusal("a form field")
+        else:
+            problem = text_body_problem(body, self.max_depth)
+        if problem is not None:
+            await self._refuse(scope, receive, send, problem, body_read=True)
+            return
+        await self.app(scope, _replay(body, ended, receive), send)
+
+    async def _refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        problem: ConveyorError,
+        *,
+        body_read: bool = False,
+    ) -> None:
+        if not body_read:
+            await _drain(receive)
+        render = (self.render_for(scope.get("path", "")) if self.render_for else None) or (
+            standard_refusal
+        )
+        body = json.dumps(render(problem), ensure_ascii=False).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": problem.status_code,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The whole request body; ``False`` when the client went away before sending it all."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, ended: bool, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then the client's own
+    messages (a disconnect)."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            if ended:
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return replay

@@ -254,7 +254,8 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: a made-up cursor nested a thousand levels deep.
         raise BadRequest("invalid cursor", code="INVALID_CURSOR") from exc
     if not isinstance(value, dict):
         raise BadRequest("invalid cursor", code="INVALID_CURSOR")

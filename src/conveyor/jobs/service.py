@@ -24,6 +24,7 @@ from conveyor.assets.service import AssetService
 from conveyor.clients.service import Client
 from conveyor.content.languages import normalize_languages
 from conveyor.core.clock import Clock
+from conveyor.core.http import nul_refusal
 from conveyor.core.ids import new_id
 from conveyor.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from conveyor.jobs import repository as repo
@@ -123,6 +124,8 @@ class JobService:
 
     def prepare(self, body: JobCreate, *, source: str = "v1") -> JobSubmission:
         """Validate a request (before any transaction opens: a big job takes a while)."""
+        if (where := _nul_in(body.model_dump(mode="json"))) is not None:
+            raise nul_refusal(where)
         if len(body.items) > self.max_items:
             raise ValidationFailed(
                 f"a job may have at most {self.max_items} items; this one has {len(body.items)}"
@@ -501,6 +504,25 @@ class JobService:
         return updated, len(reopened)
 
 
+def _nul_in(document: Any) -> str | None:
+    """Where a NUL character sits in a JSON document (PostgreSQL stores none, in text or in
+    JSON); walked with a stack, so no nesting can exhaust Python's."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return where or "the request"
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                if "\x00" in str(key):
+                    return f"{where}.{key!r}".lstrip(".")
+                stack.append((f"{where}.{key}".lstrip("."), inner))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{index}]", inner) for index, inner in enumerate(value))
+    return None
+
+
 def _job_cursor(cursor: str) -> tuple[datetime, str]:
     raw = decode_cursor(cursor)
     try:
@@ -508,6 +530,8 @@ def _job_cursor(cursor: str) -> tuple[datetime, str]:
         job_id = str(raw["id"])
     except (KeyError, ValueError) as exc:
         raise BadRequest("invalid cursor", code="INVALID_CURSOR") from exc
+    if "\x00" in job_id:
+        raise BadRequest("invalid cursor", code="INVALID_CURSOR")
     if moment.tzinfo is None:
         # Cursors we issue carry a zone; a naive one was made up and would fail to compare.
         raise BadRequest("invalid cursor", code="INVALID_CURSOR")

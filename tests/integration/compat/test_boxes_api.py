@@ -357,25 +357,26 @@ async def test_bad_requests_are_refused_before_any_provider_call(
             422,
             "VALIDATION_ERROR",
         )
-        # NUL characters no database stores in text, and ids that are not ids.
+        # NUL characters no database stores in text: refused at the door (RequestGuard), as
+        # everywhere, with a 400; and ids that are not ids.
         refused(
             await attempt({"model": "kie/seedream-4.5", "prompt": "a\x00b"}),
-            422,
-            "VALIDATION_ERROR",
+            400,
+            "NUL_CHARACTER",
         )
         refused(
             await attempt(
                 {"model": "kie/seedream-4.5", "prompt": "x", "config": {"aspect_ratio": "1:1\x00"}}
             ),
-            422,
-            "VALIDATION_ERROR",
+            400,
+            "NUL_CHARACTER",
         )
         refused(
             await stack.http.post("/api/boxes/", json={"name": "a\x00"}, headers=alice),
-            422,
-            "VALIDATION_ERROR",
+            400,
+            "NUL_CHARACTER",
         )
-        refused(await stack.http.get("/api/assets/%00/", headers=alice), 404, "ASSET_NOT_FOUND")
+        refused(await stack.http.get("/api/assets/%00/", headers=alice), 400, "NUL_CHARACTER")
         refused(await stack.http.get("/api/boxes/12/", headers=alice), 404, "BOX_NOT_FOUND")
         page = b"<html><body>not media</body></html>"
         refused(await upload(stack, box_id, page, "p.png", alice), 415, "UNSUPPORTED_MEDIA_TYPE")

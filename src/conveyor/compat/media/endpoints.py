@@ -241,7 +241,13 @@ async def retry_task(
     "/files/{asset_id}/",
     response_class=StreamingResponse,
     summary="A generated file, by its signed link (no key needed) or with your API key",
-    responses={200: {"content": {"image/*": {}, "audio/*": {}}}, 403: _ERROR, 404: _ERROR},
+    responses={
+        # Images and audio shown inline; any other stored type is sent as a download.
+        200: {"content": {"image/*": {}, "audio/*": {}, "*/*": {}}},
+        401: {**_ERROR, "description": "No signed link and no (or a wrong) API key"},
+        403: _ERROR,
+        404: _ERROR,
+    },
 )
 async def get_file(
     asset_id: AssetId,

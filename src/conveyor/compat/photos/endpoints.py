@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 
 from conveyor.compat.photos.errors import (
     FileTooLarge,
@@ -41,7 +42,8 @@ from conveyor.compat.photos.schemas import (
 from conveyor.compat.photos.uploads import MAX_FILE_BYTES, MAX_FILENAME
 from conveyor.config import Settings
 from conveyor.content.serving import served_as
-from conveyor.core.http import PathBodyLimit
+from conveyor.core.http import PathBodyLimit, RenderRefusal
+from conveyor.core.openapi import ErrorFamily
 from conveyor.deps import CurrentClient, DatabaseDep, PhotosServiceDep, ReadConn
 from conveyor.recipes.product_photo import MAX_PROMPT
 
@@ -74,6 +76,48 @@ def photo_body_limits(settings: Settings) -> dict[str, PathBodyLimit]:
         "/process_single": PathBodyLimit(MAX_FILE_BYTES + FORM_OVERHEAD, refusal, DRAIN_BYTES),
         "/process_batch": PathBodyLimit(settings.photos_batch_max_bytes, refusal, DRAIN_BYTES),
     }
+
+
+def photo_refusal_for(path: str) -> RenderRefusal | None:
+    """How ``RequestGuard`` words a refusal on ``path``: in the seed's body on the seed's own
+    routes (matched as the router matches them), Conveyor's standard body elsewhere."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            return seed_error_body
+    return None
+
+
+def _seed_paths() -> frozenset[str]:
+    return frozenset(route.path_format for route in router.routes if isinstance(route, APIRoute))
+
+
+PHOTO_ERRORS = ErrorFamily(
+    schema_name="PhotoError",
+    schema={
+        "type": "object",
+        "title": "PhotoError",
+        "description": "Every error of the seed-004 API: code is the seed's number, not the "
+        "HTTP status (4000 a bad field, 4001 not PNG/JPEG/WEBP, 4002 corrupt, 4003 too "
+        "large, 4004 not found, 4010 no or a wrong key, 4029 too many requests at once, "
+        "5001/5002 a model failed, 5003 the database did not answer, 5000 anything else)",
+        "required": ["error", "message", "code"],
+        "properties": {
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "code": {"type": "integer", "minimum": 4000, "maximum": 5999},
+        },
+    },
+    owns=lambda path: path in _seed_paths(),
+    always=frozenset({429}),
+    no_422=True,
+    descriptions={
+        400: "4000: a bad or missing field, a NUL character",
+        401: "4010: an API key is needed, or the one sent is wrong",
+        404: "4004: no such processing_id, batch_id, image or model",
+        413: "4003: the request body is too large",
+        429: "4029: more than 10 requests at once from this address",
+    },
+)
 
 
 def _image(body: ImageBody) -> StreamingResponse:
