@@ -267,6 +267,8 @@ class ItemExecution:
             if row.step == name and row.status == STEP_SUCCEEDED and row.output is not None:
                 output = _model_output(row.output)
                 self._note(name, output.model_id, [], reused=output.reused)
+                if _was_resent(row.provider_state) and output.model_id is not None:
+                    self._note_interrupted_submit(name, output.model_id)
                 return output
         scoped = scoped_reuse_key(self.client_id, reuse_key) if reuse_key is not None else None
         if scoped is not None and reuse:
@@ -411,8 +413,15 @@ class ItemExecution:
         }
         db = self.deps.db
 
+        resent = interrupted is not None or (
+            resume_row is not None and _was_resent(resume_row.provider_state)
+        )
+
         async def checkpoint(state: ProviderState) -> None:
             self._submitted.add(row_id)
+            # A re-sent submit stays marked on its row: the run that finishes the step (after
+            # a park, or a later retry reusing it) tells the item's provenance so too.
+            data = {**state.data, RESENT_SUBMIT: True} if resent else state.data
             async with db.write() as conn:
                 await self._start(conn)
                 await self.deps.items.save_step_run(
@@ -421,7 +430,7 @@ class ItemExecution:
                         **base,
                         "status": STEP_RUNNING,
                         "external_task_id": state.external_task_id,
-                        "provider_state": state.data,
+                        "provider_state": data,
                     },
                 )
 
@@ -446,9 +455,9 @@ class ItemExecution:
         )
         adapter = self.deps.models.get(model_id)
         assert adapter is not None
+        if resent:
+            self._note_interrupted_submit(step, model_id)
         if resume is None and getattr(adapter, "remote", True):
-            if interrupted is not None:
-                self._note_interrupted_submit(step, model_id, adapter)
             await self._write_row({**base, "status": STEP_SUBMITTING}, must_be_open=True)
         timer = time.perf_counter()
         outcome = "failed"
@@ -492,10 +501,14 @@ class ItemExecution:
     def _checkpointed(self, row_id: str) -> bool:
         return row_id in self._submitted
 
-    def _note_interrupted_submit(self, step: str, model_id: str, adapter: ModelAdapter) -> None:
+    def _note_interrupted_submit(self, step: str, model_id: str) -> None:
+        adapter = self.deps.models.get(model_id)
         idempotent = bool(getattr(adapter, "idempotent", False))
         notes = self.provenance.setdefault("interrupted_submits", [])
-        notes.append({"step": step, "model": model_id, "deduplicated": idempotent})
+        note = {"step": step, "model": model_id, "deduplicated": idempotent}
+        if note in notes:
+            return
+        notes.append(note)
         if not idempotent:
             self.warn(
                 f"a submit to {model_id} was under way when its worker stopped; it was sent "
@@ -557,3 +570,12 @@ class ItemExecution:
                     "finished_at": self.now(),
                 },
             )
+
+
+# Kept in a step run's provider state once its submit was sent again after a worker died
+# mid-submit (``ItemExecution._call``).
+RESENT_SUBMIT = "conveyor_resent_submit"
+
+
+def _was_resent(provider_state: dict[str, Any] | None) -> bool:
+    return bool(provider_state and provider_state.get(RESENT_SUBMIT))

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from conveyor.app import create_app
 from conveyor.core.db import Database
-from conveyor.jobs.models import step_runs
+from conveyor.jobs.models import STEP_SUBMITTING, step_runs
 from conveyor.queue.models import queue_tasks
 from conveyor.sim import SimConfig, SimulatorThread
 from tests.integration.conftest import fast_settings
@@ -229,3 +229,87 @@ async def test_two_workers_never_run_the_same_task(database_url: str, tmp_path: 
     assert len(per_item) == 150
     assert {count for _, count in per_item} == {1}
     assert counters["submissions_total"] == 150
+
+
+async def _submits_under_way(db: Database) -> int:
+    """Step runs that recorded a submit under way and no task id yet: what a worker killed
+    now may have sent without being able to record it."""
+    async with db.read() as conn:
+        return int(
+            await conn.scalar(
+                select(func.count()).where(
+                    step_runs.c.status == STEP_SUBMITTING, step_runs.c.external_task_id.is_(None)
+                )
+            )
+            or 0
+        )
+
+
+async def test_a_kill_during_the_submit_burst_resends_no_more_than_was_in_flight(
+    database_url: str,
+    tmp_path: Path,
+    simulator: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    items = 60
+    data_dir = tmp_path / "data"
+    env = _worker_env(database_url, data_dir, simulator.base_url, CONVEYOR_WORKER_CONCURRENCY="30")
+    first = WorkerProcess(env, tmp_path / "first.log")
+    second = WorkerProcess(env, tmp_path / "second.log")
+    db = Database(database_url)
+    try:
+        async with api_node(database_url, data_dir, simulator.base_url) as client:
+            job_id = await _submit(client, items)
+            await first.start()
+
+            # SIGKILL as soon as a submit is under way, or (on a machine fast enough to
+            # never be caught in one) once the burst is over: the bound holds either way.
+            async def caught_or_done() -> bool:
+                return (
+                    await _submits_under_way(db) > 0
+                    or simulator.counters()["submissions_total"] >= items
+                )
+
+            try:
+                async with asyncio.timeout(60):
+                    while not await caught_or_done():
+                        await asyncio.sleep(0.005)
+            except TimeoutError:
+                raise AssertionError("the first worker never started submitting") from None
+            first.kill()
+            await first.wait()
+            # The killed worker writes nothing more: these counts are what it left.
+            in_flight = await _submits_under_way(db)
+            sent_before_restart = simulator.counters()["submissions_total"]
+
+            await second.start()
+
+            async def finished() -> bool:
+                return (await _job(client, job_id))["status"] in ("completed", "failed")
+
+            await _until(finished, 90, "the second worker to finish the job")
+            job = await _job(client, job_id)
+            listed = (await client.get(f"/v1/jobs/{job_id}/items", params={"limit": 1000})).json()
+    finally:
+        await first.close()
+        await second.close()
+        await db.dispose()
+    counters = simulator.counters()
+    duplicates = counters["submissions_total"] - items
+    assert job["status"] == "completed", job
+    assert job["progress"]["completed"] == items
+    # A submit the worker sent and could not record is sent again (and said so); nothing
+    # that was recorded, and nothing that was never sent, is paid for twice.
+    assert 0 <= duplicates <= in_flight, (duplicates, in_flight, sent_before_restart)
+    resent = [
+        item
+        for item in listed["data"]
+        if ((item["output"] or {}).get("provenance") or {}).get("interrupted_submits")
+    ]
+    assert len(resent) == in_flight, [i["output"] for i in resent]
+    for item in resent:
+        note = item["output"]["provenance"]["interrupted_submits"][0]
+        assert note == {"step": "generate", "model": "genapi/z-image", "deduplicated": False}
+    request.node.user_properties.append(("submits_in_flight_at_kill", in_flight))
+    request.node.user_properties.append(("duplicate_submissions", duplicates))
+    print(f"kill during the burst: {in_flight} submits in flight, {duplicates} sent twice")
