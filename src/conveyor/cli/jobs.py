@@ -74,15 +74,15 @@ def jobs_cancel(job_id: str, url: UrlOption = None, key: KeyOption = None) -> No
 
 @jobs_app.command("retry")
 def jobs_retry(job_id: str, url: UrlOption = None, key: KeyOption = None) -> None:
-    """Run a job's failed items again, with progress until it finishes."""
+    """Run a job's failed and cancelled items again, with progress until it finishes (exit
+    status as for submit)."""
     with api_client(url, key) as api:
         answer = call(api.retry, job_id)
         err.print(f"retrying {answer['retried']} item(s) of job {job_id}")
         final = _follow(api, answer["job"])
         items = call(api.results, job_id)["items"]
         _report(final, items, [], server_url(url))
-    if final["status"] != "completed":
-        raise typer.Exit(1)
+    _exit_for(final)
 
 
 def _follow(api: Conveyor, job: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +160,10 @@ def submit(
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Create a job, show its progress until it finishes, and say where the results are."""
+    """Create a job, show its progress until it finishes, and say where the results are.
+
+    Exits 0 when every item completed, 2 when some failed or were cancelled, 1 when the job
+    failed or was cancelled."""
     if (recipe is None) == (model is None):
         raise fail("give exactly one of --recipe or --model")
     entries: list[Any] = []
@@ -202,5 +205,15 @@ def submit(
         if out is not None:
             written = call(unpack, api, final, results, inputs, out)
             console.print(f"outputs in {out}, inputs mapped to outputs in {written}")
-    if final["status"] != "completed":
+    _exit_for(final)
+
+
+def _exit_for(job: dict[str, Any]) -> None:
+    """Exit status a script can test: 0 every item completed; 2 the job completed with some
+    items failed or cancelled (the SPEC calls that job ``completed``); 1 the job failed or
+    was cancelled."""
+    if job["status"] != "completed":
         raise typer.Exit(1)
+    progress = job["progress"]
+    if progress["failed"] or progress["cancelled"]:
+        raise typer.Exit(2)

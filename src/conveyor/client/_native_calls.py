@@ -85,8 +85,11 @@ def create_job(
     webhook_url: str | None,
     idempotency_key: str | None,
     wait: float | None,
+    dry_run: bool = False,
 ) -> Call[dict[str, Any]]:
     body: dict[str, Any] = {"items": items, "priority": priority}
+    if dry_run:
+        body["dry_run"] = True
     for name, value in (
         ("recipe", recipe),
         ("model", model),

@@ -91,6 +91,32 @@ class Conveyor(_calls.SyncCaller):
             )
         )
 
+    def estimate_job(
+        self,
+        *,
+        items: list[Any],
+        recipe: str | None = None,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+        languages: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """What a job would cost and which models it would call, with every check a real
+        submission makes; nothing is created (``POST /v1/jobs`` with ``dry_run``)."""
+        return self._send(
+            calls.create_job(
+                items=items,
+                recipe=recipe,
+                model=model,
+                options=options,
+                languages=languages,
+                priority=0,
+                webhook_url=None,
+                idempotency_key=None,
+                wait=None,
+                dry_run=True,
+            )
+        )
+
     def get_job(self, job_id: str) -> dict[str, Any]:
         """The job as it is now: status, stage, progress counts, cost."""
         return self._send(calls.get_job(job_id))
@@ -228,6 +254,32 @@ class AsyncConveyor(_calls.AsyncCaller):
                 webhook_url=webhook_url,
                 idempotency_key=idempotency_key,
                 wait=wait,
+            )
+        )
+
+    async def estimate_job(
+        self,
+        *,
+        items: list[Any],
+        recipe: str | None = None,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+        languages: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """What a job would cost and which models it would call, with every check a real
+        submission makes; nothing is created (``POST /v1/jobs`` with ``dry_run``)."""
+        return await self._send(
+            calls.create_job(
+                items=items,
+                recipe=recipe,
+                model=model,
+                options=options,
+                languages=languages,
+                priority=0,
+                webhook_url=None,
+                idempotency_key=None,
+                wait=None,
+                dry_run=True,
             )
         )
 

@@ -125,3 +125,16 @@ async def test_the_readme_sdk_example_runs(
     assert "results.json" in names
     assert any(name.endswith(".jpg") for name in names)
     assert capsys.readouterr().out.splitlines()[-1] == "completed 100 %"
+
+
+async def test_estimate_job_answers_a_dry_run_and_creates_nothing(serve: Serve) -> None:
+    async with serve(PollingModel()) as http, AsyncConveyor(str(http.base_url)) as client:
+        estimate = await client.estimate_job(model="local/tts", items=[{"text": "hello"}] * 3)
+        with pytest.raises(ApiError) as refused:
+            await client.estimate_job(model="local/tts", items=[{}])
+        listed = await client.list_jobs()
+    assert estimate["dry_run"] is True
+    assert estimate["count"] == 3
+    assert estimate["models"] == ["local/tts"]
+    assert refused.value.status == 422
+    assert listed["data"] == []

@@ -218,6 +218,7 @@ def test_submit_names_outputs_after_inputs_and_says_why_items_failed(
         flat = " ".join(out.split())
         assert "accepted with 3 item(s)" in flat, out
         assert "2 completed, 1 failed" in flat, out
+        assert code == 2, out  # completed, with a failed item: scripts can tell
         job_id = flat.split("job ")[1].split()[0]
         assert re.search(rf"{re.escape(str(broken))} failed: \S+", flat), out
         assert sorted(p.name for p in out_dir.iterdir()) == ["blue.png", "red.png", "results.json"]
@@ -243,6 +244,7 @@ def test_submit_names_outputs_after_inputs_and_says_why_items_failed(
 
         code, out = run(remote, "jobs", "retry", job_id)
         flat = " ".join(out.split())
+        assert code == 2, out
         assert "retrying 1 item(s)" in flat, out
         assert f"job {job_id} " in flat  # followed to the end, with the outcome
         assert "2 completed, 1 failed" in flat, out
