@@ -2,8 +2,8 @@
 
 Each module ``bench/<name>.py`` exposes ``main(argv: list[str] | None = None) -> str``
 returning a markdown section. With no names every known module runs (``engine``,
-``engines``, ``descriptions``, ``peer``, ``media``, ``photos``); a module that is not there is
-skipped with a note. Modules are imported only when they run, so one module's heavy
+``engines``, ``descriptions``, ``peer``, ``media``, ``photos``, ``fairness``); a module that
+is not there is skipped with a note. Modules are imported only when they run, so one module's heavy
 dependencies never stop another.
 ``--quick`` is passed on to each module (a module without a quick mode runs in full). Extra
 arguments after ``--`` go to every module run (meant for one module at a time). The

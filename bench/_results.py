@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
-MODULES = ("engine", "engines", "descriptions", "peer", "media", "photos")
+MODULES = ("engine", "engines", "descriptions", "peer", "media", "photos", "fairness")
 # A section named "<module>-notes" is written by hand; it is kept and shown after its module.
 NOTES_SUFFIX = "-notes"
 HEADER = """# Benchmark results

@@ -24,9 +24,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psutil
 import uvicorn
@@ -41,6 +42,8 @@ from conveyor.config import Settings
 from conveyor.core.db import standalone_engine
 from conveyor.core.migrate import upgrade_async
 from conveyor.providers.http import SHIPPED_SPECS
+
+T = TypeVar("T")
 
 POSTGRES_SERVER_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -267,3 +270,16 @@ async def serving_api(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+def measure(run: Coroutine[Any, Any, T], render: Callable[[T], str]) -> str:
+    """Run one benchmark's coroutine under uvloop, print and return its markdown section.
+
+    The run reads no ``.env`` of the working directory: only what the benchmark sets counts.
+    """
+    os.environ.setdefault("CONVEYOR_ENV_FILE", os.devnull)
+    import uvloop
+
+    text = render(uvloop.run(run))
+    print(text)
+    return text

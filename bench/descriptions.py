@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import resource
 import statistics
 import tempfile
@@ -36,7 +35,7 @@ from aiohttp import web
 from PIL import Image
 from pydantic import SecretStr
 
-from bench._stack import WorkerProcess, bench_settings, fresh_database, serving_api
+from bench._stack import WorkerProcess, bench_settings, fresh_database, measure, serving_api
 from bench._stats import mib, seconds, table
 from conveyor.compat.descriptions.signing import sign_lots
 from conveyor.providers.http import read_specs
@@ -302,12 +301,7 @@ def main(argv: list[str] | None = None) -> str:
         database=args.database,
         quick=args.quick,
     )
-    os.environ.setdefault("CONVEYOR_ENV_FILE", os.devnull)
-    import uvloop
-
-    text = render(uvloop.run(run(plan)))
-    print(text)
-    return text
+    return measure(run(plan), render)
 
 
 if __name__ == "__main__":

@@ -206,7 +206,8 @@ def _throughput(case: str, calls: int, workers: int, options: EngineOptions) -> 
 
 
 def _skip_reason(case: str) -> str | None:
-    from conveyor.providers.local import apertium, classifier, ocr, speech, u2netp
+    from conveyor.providers.local import apertium, classifier, speech, u2netp
+    from conveyor.providers.local.catalogue_facts import tesseract_available
     from conveyor.providers.local.engine import EngineFailure, EngineUnavailable
 
     probes: dict[str, Callable[[], Any]] = {
@@ -218,7 +219,7 @@ def _skip_reason(case: str) -> str | None:
         "u2netp + matting, drawn set": u2netp.probe,
         "efficientnet-lite0": classifier.probe,
         "analyze": classifier.probe,
-        "tesseract": ocr.tesseract_available,
+        "tesseract": tesseract_available,
         "apertium": apertium.probe,
     }
     if case == "piper (neural)" and not speech.neural_voice_installed():

@@ -42,6 +42,7 @@ from bench._stack import (
     bench_settings,
     fresh_database,
     load_sized_spec,
+    measure,
     serving_api,
 )
 from bench._stats import mib, percentile, seconds, table
@@ -124,7 +125,9 @@ async def run(plan: Plan) -> Results:
                             continue
                         # Stored before the worker starts, so the worker loads it.
                         await runtime.catalog.add_provider(
-                            load_sized_spec(provider, settings.http_pool_size), origin="bench"
+                            load_sized_spec(provider, settings.http_pool_size),
+                            origin="bench",
+                            replace=True,
                         )
                         results.limits[provider] = (settings.http_pool_size, None)
                     key, _ = await runtime.clients.create_key("flashcards")
@@ -336,12 +339,7 @@ def main(argv: list[str] | None = None) -> str:
         shipped_limits=args.shipped_limits,
         quick=args.quick,
     )
-    os.environ.setdefault("CONVEYOR_ENV_FILE", os.devnull)
-    import uvloop
-
-    text = render(uvloop.run(run(plan)))
-    print(text)
-    return text
+    return measure(run(plan), render)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import httpx
 from PIL import Image, ImageDraw, ImageFilter
 from sqlalchemy import select
 
-from bench._stack import WorkerProcess, bench_settings, fresh_database, serving_api
+from bench._stack import WorkerProcess, bench_settings, fresh_database, measure, serving_api
 from bench._stats import mib, percentile, seconds, table
 from conveyor.core.db import Database
 from conveyor.jobs.models import STEP_SUCCEEDED, step_runs
@@ -313,12 +313,7 @@ def main(argv: list[str] | None = None) -> str:
         database=args.database,
         quick=args.quick,
     )
-    os.environ.setdefault("CONVEYOR_ENV_FILE", os.devnull)
-    import uvloop
-
-    text = render(uvloop.run(run(plan)))
-    print(text)
-    return text
+    return measure(run(plan), render)
 
 
 if __name__ == "__main__":
