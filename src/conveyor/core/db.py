@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import sqlalchemy.exc
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -202,6 +203,15 @@ def database_unreachable(exc: BaseException) -> bool:
             return True
         current = getattr(current, "orig", None) or current.__cause__
     return False
+
+
+def database_busy_or_away(exc: BaseException) -> bool:
+    """True if the same write may well succeed in a moment: the server is away
+    (``database_unreachable``), no pooled connection came free in time, or SQLite's file
+    stayed locked past its busy timeout."""
+    if database_unreachable(exc) or isinstance(exc, sqlalchemy.exc.TimeoutError):
+        return True
+    return isinstance(exc, sqlalchemy.exc.OperationalError) and "database is locked" in str(exc)
 
 
 def _raised_by_driver(exc: BaseException) -> bool:

@@ -35,6 +35,7 @@ collects the result. Steps running side by side poll in their own coroutines ins
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
@@ -44,7 +45,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from conveyor.core.db import after_commit
+from conveyor.core.db import after_commit, database_busy_or_away
 from conveyor.core.ids import new_id
 from conveyor.errors import ConveyorError, ItemFailed, TemporaryFailure
 from conveyor.execution.engine import EngineDeps
@@ -133,6 +134,9 @@ def _model_output(saved: dict[str, Any]) -> ModelOutput:
         model_id=saved.get("model_id"),
         reused=saved.get("reused_from") is not None,
     )
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -555,22 +559,44 @@ class ItemExecution:
         cost: float | None = None,
         files: list[StoredFile] | None = None,
     ) -> None:
-        async with self.deps.db.write() as conn:
-            await self._start(conn)
-            await self.deps.assets.add(conn, *fresh_assets(files or []))
-            await self.deps.items.save_step_run(
-                conn,
-                {
-                    **base,
-                    "status": status,
-                    "error": error,
-                    "retryable": retryable,
-                    "output": output,
-                    "cost": cost,
-                    "finished_at": self.now(),
-                },
-            )
+        values = {
+            **base,
+            "status": status,
+            "error": error,
+            "retryable": retryable,
+            "output": output,
+            "cost": cost,
+            "finished_at": self.now(),
+        }
+        # A succeeded step has been paid for: a database that is briefly away (no pooled
+        # connection free, a restart, a locked SQLite file) must not lose the result and send
+        # the item back to the provider. Other outcomes are cheap to redo and are not retried.
+        attempts = RESULT_WRITE_ATTEMPTS if status == STEP_SUCCEEDED else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.deps.db.write() as conn:
+                    await self._start(conn)
+                    await self.deps.assets.add(conn, *fresh_assets(files or []))
+                    await self.deps.items.save_step_run(conn, values)
+                return
+            except Exception as exc:
+                if attempt == attempts or not database_busy_or_away(exc):
+                    raise
+                pause = min(RESULT_WRITE_PAUSE * 2 ** (attempt - 1), 10.0)
+                log.warning(
+                    "step %s of item %s: its result could not be written (%s); trying again "
+                    "in %.1f s",
+                    base["step"],
+                    self.item.id,
+                    type(exc).__name__,
+                    pause,
+                )
+                await self.deps.clock.sleep(pause)
 
+
+# How often, and after what first pause (doubling), a paid step's result is written again.
+RESULT_WRITE_ATTEMPTS = 6
+RESULT_WRITE_PAUSE = 0.5
 
 # Kept in a step run's provider state once its submit was sent again after a worker died
 # mid-submit (``ItemExecution._call``).

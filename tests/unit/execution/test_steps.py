@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from conveyor.core.clock import ManualClock
+from conveyor.core.db import Database
 from conveyor.errors import ItemFailed, TemporaryFailure
 from conveyor.execution.handler import item_outcome
 from conveyor.execution.steps import ItemCancelled
@@ -165,3 +171,78 @@ async def test_a_submit_cut_short_is_sent_again_and_said_so(engine: MakeEngine) 
     async with e.db.read() as conn:
         statuses = list(await conn.scalars(select(step_runs.c.status)))
     assert statuses == ["succeeded"]  # the same step run, not a second one
+
+
+class _PoolExhausted:
+    """The engine's database, whose next ``fail`` writes find no free pooled connection."""
+
+    def __init__(self, db: Database, fail: int) -> None:
+        self._db = db
+        self.fail = fail
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self.fail > 0:
+            self.fail -= 1
+            self.refused += 1
+            raise sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 10 reached")
+        return self._db.write()
+
+
+async def test_a_paid_result_is_written_again_when_the_database_is_briefly_busy(
+    engine: MakeEngine,
+) -> None:
+    echo = ScriptedModel()
+    e = engine(echo)
+    job = await e.job({"model": "test/echo", "items": [{"text": "a"}]})
+    run = await e.run_of(job)
+    busy = _PoolExhausted(e.db, fail=0)
+    run.deps = dataclasses.replace(e.deps, db=busy)  # type: ignore[arg-type]
+    clock = e.deps.clock
+    assert isinstance(clock, ManualClock)
+    clock.sleep_advances = True  # the pauses between tries pass on the engine's clock
+    slept_from = e.deps.clock.monotonic()
+
+    real_run = echo.run
+
+    async def run_then_exhaust_the_pool(*args: Any, **kwargs: Any) -> Any:
+        output = await real_run(*args, **kwargs)
+        busy.fail = 3  # the three writes after the paid call find no connection
+        return output
+
+    echo.run = run_then_exhaust_the_pool  # type: ignore[method-assign]
+    output = await run.step("generate", ["test/echo"], {"text": "a"})
+    assert output.text == "echo a"
+    assert busy.refused == 3
+    assert echo.calls["a"] == 1
+    # Waited between tries on the engine's clock: 0.5 + 1 + 2 s.
+    assert e.deps.clock.monotonic() - slept_from == pytest.approx(3.5)
+    again = await (await e.run_of(job)).step("generate", ["test/echo"], {"text": "a"})
+    assert again.text == "echo a"
+    assert echo.calls["a"] == 1  # stored: never paid twice
+
+
+async def test_a_write_failing_for_good_is_not_retried_forever(engine: MakeEngine) -> None:
+    echo = ScriptedModel()
+    e = engine(echo)
+    job = await e.job({"model": "test/echo", "items": [{"text": "a"}]})
+    run = await e.run_of(job)
+    busy = _PoolExhausted(e.db, fail=0)
+    run.deps = dataclasses.replace(e.deps, db=busy)  # type: ignore[arg-type]
+    clock = e.deps.clock
+    assert isinstance(clock, ManualClock)
+    clock.sleep_advances = True  # the pauses between tries pass on the engine's clock
+    real_run = echo.run
+
+    async def run_then_break(*args: Any, **kwargs: Any) -> Any:
+        output = await real_run(*args, **kwargs)
+        busy.fail = 100
+        return output
+
+    echo.run = run_then_break  # type: ignore[method-assign]
+    with pytest.raises(sqlalchemy.exc.TimeoutError):
+        await run.step("generate", ["test/echo"], {"text": "a"})
+    assert busy.refused == 6
