@@ -105,6 +105,29 @@ def create_job(
     return _object_call("POST", "/v1/jobs", json=body, timeout=(wait or 0) + 30)
 
 
+def estimate_job(
+    *,
+    items: list[Any],
+    recipe: str | None,
+    model: str | None,
+    options: dict[str, Any] | None,
+    languages: list[str] | None,
+) -> Call[dict[str, Any]]:
+    """``create_job`` as a dry run: the server checks it, prices it and creates nothing."""
+    return create_job(
+        items=items,
+        recipe=recipe,
+        model=model,
+        options=options,
+        languages=languages,
+        priority=0,
+        webhook_url=None,
+        idempotency_key=None,
+        wait=None,
+        dry_run=True,
+    )
+
+
 def get_job(job_id: str) -> Call[dict[str, Any]]:
     return _object_call("GET", f"/v1/jobs/{job_id}")
 

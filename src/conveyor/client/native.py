@@ -103,17 +103,8 @@ class Conveyor(_calls.SyncCaller):
         """What a job would cost and which models it would call, with every check a real
         submission makes; nothing is created (``POST /v1/jobs`` with ``dry_run``)."""
         return self._send(
-            calls.create_job(
-                items=items,
-                recipe=recipe,
-                model=model,
-                options=options,
-                languages=languages,
-                priority=0,
-                webhook_url=None,
-                idempotency_key=None,
-                wait=None,
-                dry_run=True,
+            calls.estimate_job(
+                items=items, recipe=recipe, model=model, options=options, languages=languages
             )
         )
 
@@ -269,17 +260,8 @@ class AsyncConveyor(_calls.AsyncCaller):
         """What a job would cost and which models it would call, with every check a real
         submission makes; nothing is created (``POST /v1/jobs`` with ``dry_run``)."""
         return await self._send(
-            calls.create_job(
-                items=items,
-                recipe=recipe,
-                model=model,
-                options=options,
-                languages=languages,
-                priority=0,
-                webhook_url=None,
-                idempotency_key=None,
-                wait=None,
-                dry_run=True,
+            calls.estimate_job(
+                items=items, recipe=recipe, model=model, options=options, languages=languages
             )
         )
 

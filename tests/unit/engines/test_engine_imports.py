@@ -59,9 +59,21 @@ def test_opening_the_runtime_loads_no_engine_library(tmp_path: Path) -> None:
 
 
 def test_every_local_engine_is_named_by_module_and_survives_pickling() -> None:
-    for spec in local_models(EngineOptions()):
-        entry = spec.engine
-        if isinstance(entry, EngineEntry):
-            assert pickle.loads(pickle.dumps(entry)) == entry  # noqa: S301 (our own bytes)
-            module = __import__(entry.module, fromlist=[entry.function])
-            assert callable(getattr(module, entry.function)), spec.id
+    entries = {
+        spec.id: spec.engine
+        for spec in local_models(EngineOptions())
+        if isinstance(spec.engine, EngineEntry)
+    }
+    # Every engine that needs numpy, Pillow's pixel work, OpenCV or onnxruntime.
+    assert sorted(entries) == [
+        "local/analyze",
+        "local/enhance",
+        "local/finish",
+        "local/grabcut",
+        "local/ocr",
+        "local/u2netp",
+    ]
+    for model_id, entry in entries.items():
+        assert pickle.loads(pickle.dumps(entry)) == entry  # noqa: S301 (our own bytes)
+        module = __import__(entry.module, fromlist=[entry.function])
+        assert callable(getattr(module, entry.function)), model_id
